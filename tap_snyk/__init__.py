@@ -1,0 +1,1 @@
+"""tap-snyk: a Singer tap for Snyk audit logs."""
