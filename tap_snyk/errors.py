@@ -1,0 +1,38 @@
+"""Errors a person can act on, and the words for each kind of refusal by the Snyk API."""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_snyk.settings import REGIONAL_ORIGINS
+
+
+class SnykError(FatalAPIError):
+    """A failure the tap cannot ride through; its message says what to do."""
+
+
+def refusal_message(
+    status: int, *, subject: str, permission: str, api_origin: str, detail: str | None
+) -> str:
+    """One line that says why Snyk refused a request for `subject` and what to do about it."""
+    said = f" Snyk said: {detail}" if detail else ""
+    if status == 401:
+        return (
+            f"Snyk rejected the API token (401) for {subject}: it is invalid, expired, or from "
+            f"another region than `api_url` ({api_origin}). Tokens only work in their own "
+            f"region: {', '.join(REGIONAL_ORIGINS)}. Check `api_token` and `api_url`"
+            " (and `auth_scheme`: `token` for API tokens, `bearer` for OAuth access tokens)."
+            + said
+        )
+    if status == 403:
+        return (
+            f"The API token may not read {subject} (403): its user or service account needs the "
+            f"`{permission}` permission there (Snyk Enterprise plan). Grant it, or remove the id "
+            "from the settings." + said
+        )
+    if status == 404:
+        return (
+            f"Snyk does not know {subject} (404) in the region of `api_url` ({api_origin}): check "
+            "the id in the settings and the region." + said
+        )
+    return f"Snyk refused the request for {subject} ({status}).{said or ' No detail was given.'}"

@@ -1,0 +1,40 @@
+"""Reading Snyk's JSON:API responses: the document, parsed once, and its error details."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
+
+_DOCUMENT = "_tap_snyk_document"
+
+
+def json_document(response: requests.Response) -> dict[str, Any]:
+    """The response's JSON document, parsed on first use and kept with the response.
+
+    Raises ValueError when the body is not a JSON object (cut off, or an HTML error page).
+    """
+    document = response.__dict__.get(_DOCUMENT)
+    if document is None:
+        document = response.json()
+        if not isinstance(document, dict):
+            raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+        response.__dict__[_DOCUMENT] = document
+    return document
+
+
+def error_detail(response: requests.Response) -> str | None:
+    """The `detail` (or `title`) of the errors in a JSON:API error document, if any."""
+    try:
+        errors = json_document(response).get("errors")
+    except ValueError:
+        return None
+    if not isinstance(errors, list):
+        return None
+    details = [
+        str(error.get("detail") or error.get("title"))
+        for error in errors
+        if isinstance(error, dict) and (error.get("detail") or error.get("title"))
+    ]
+    return " ".join(details) or None

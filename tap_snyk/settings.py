@@ -1,0 +1,206 @@
+"""Checking the tap's settings before any request, and the values derived from them.
+
+The settings are declared (names, types, descriptions) in `tap.py`; this module turns a config
+mapping into `SnykSettings`, or into a list of errors that each name the setting and say what to do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import pendulum
+
+#: Audit logs have two GA contracts; any version on or after this date is served the newer one.
+OLDEST_API_VERSION = date(2024, 4, 29)
+#: Snyk keeps audit logs for the past 90 days.
+RETENTION = timedelta(days=90)
+REGIONAL_ORIGINS = (
+    "https://api.snyk.io (SNYK-US-01)",
+    "https://api.us.snyk.io (SNYK-US-02)",
+    "https://api.eu.snyk.io (SNYK-EU-01)",
+    "https://api.au.snyk.io (SNYK-AU-01)",
+)
+_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(~(beta|experimental))?$")
+
+
+class SettingsError(ValueError):
+    """One or more settings are wrong; `errors` holds one actionable sentence for each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SnykSettings:
+    """The settings in the form the streams use them."""
+
+    api_origin: str
+    api_version: str
+    org_ids: tuple[str, ...]
+    group_ids: tuple[str, ...]
+    discover_orgs: bool
+    start_date: datetime
+    end_date: datetime | None
+    lookback: timedelta
+    page_size: int
+    events: tuple[str, ...]
+    exclude_events: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
+        """Check every setting at once; raise `SettingsError` listing all that are wrong."""
+        errors: list[str] = []
+        api_origin = _api_origin(config.get("api_url") or "https://api.snyk.io", errors)
+        api_version = _api_version(str(config.get("api_version") or "2024-10-15"), errors)
+        org_ids = _uuids(config, "org_ids", "organization", errors)
+        group_ids = _uuids(config, "group_ids", "group", errors)
+        discover_orgs = bool(config.get("discover_orgs", False))
+        if not config.get("org_ids") and not config.get("group_ids"):
+            errors.append(
+                "No organization or group to read: set `org_ids` (organization UUIDs, "
+                "Settings > General in each Snyk org) and/or `group_ids` (group UUIDs)."
+            )
+        if discover_orgs and not group_ids:
+            errors.append("`discover_orgs` is on but `group_ids` is empty: name the groups.")
+
+        start_date = _timestamp(config, "start_date", errors) or now - RETENTION
+        end_date = _timestamp(config, "end_date", errors)
+        if end_date is not None and end_date <= start_date:
+            errors.append(
+                f"`end_date` ({rfc3339(end_date)}) must be later than `start_date` "
+                f"({rfc3339(start_date)})."
+            )
+
+        lookback_hours = config.get("lookback_hours", 24)
+        if not isinstance(lookback_hours, (int, float)) or lookback_hours < 0:
+            errors.append(f"`lookback_hours` must be 0 or more hours, not {lookback_hours!r}.")
+            lookback_hours = 0
+
+        page_size = config.get("page_size", 100)
+        if not isinstance(page_size, int) or not 1 <= page_size <= 100:
+            errors.append(f"`page_size` must be a whole number from 1 to 100, not {page_size!r}.")
+
+        events = tuple(config.get("events") or ())
+        exclude_events = tuple(config.get("exclude_events") or ())
+        if events and exclude_events:
+            errors.append(
+                "`events` and `exclude_events` cannot be used together (Snyk rejects the "
+                "request): keep one of them."
+            )
+
+        if errors:
+            raise SettingsError(errors)
+        return cls(
+            api_origin=api_origin,
+            api_version=api_version,
+            org_ids=org_ids,
+            group_ids=group_ids,
+            discover_orgs=discover_orgs,
+            start_date=start_date,
+            end_date=end_date,
+            lookback=timedelta(hours=lookback_hours),
+            page_size=page_size,
+            events=events,
+            exclude_events=exclude_events,
+        )
+
+
+def _api_origin(api_url: str, errors: list[str]) -> str:
+    """The scheme and host of `api_url`; a trailing `/` or `/rest` is tolerated."""
+    parts = urlsplit(str(api_url).strip())
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.hostname or path not in ("", "/rest"):
+        errors.append(
+            f"`api_url` must be the origin of a Snyk API, such as {', '.join(REGIONAL_ORIGINS)}; "
+            f"got {api_url!r}."
+        )
+        return ""
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        errors.append(
+            f"`api_url` {api_url!r} uses plain http, which Snyk does not serve and which would "
+            "send the token unencrypted: use https (http is allowed only for a local test API)."
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_version(value: str, errors: list[str]) -> str:
+    match = _VERSION.match(value)
+    try:
+        version_date = date.fromisoformat(match.group(1)) if match else None
+    except ValueError:
+        version_date = None
+    if version_date is None:
+        errors.append(f"`api_version` must be a date such as 2024-10-15, not {value!r}.")
+    elif version_date < OLDEST_API_VERSION:
+        errors.append(
+            f"`api_version` {value} is older than {OLDEST_API_VERSION}, the first version of "
+            "the current audit-log contract (older versions treat `from`/`to` differently): "
+            "use 2024-10-15 or later."
+        )
+    return value
+
+
+def _uuids(config: Mapping[str, Any], setting: str, kind: str, errors: list[str]) -> tuple[str, ...]:
+    values = config.get(setting) or []
+    if isinstance(values, str) or not isinstance(values, list):
+        errors.append(f"`{setting}` must be a list of {kind} UUIDs, not {values!r}.")
+        return ()
+    bad = [v for v in values if not _is_uuid(v)]
+    if bad:
+        errors.append(
+            f"`{setting}` holds values that are not {kind} UUIDs: {', '.join(map(repr, bad))}. "
+            f"Use the {kind} ID (a UUID from the {kind}'s settings page), not its name or slug."
+        )
+    # Keep the order given, once each: a repeated id must not read the same logs twice.
+    return tuple(dict.fromkeys(str(v).lower() for v in values if _is_uuid(v)))
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def _timestamp(config: Mapping[str, Any], setting: str, errors: list[str]) -> datetime | None:
+    value = config.get(setting)
+    if value in (None, ""):
+        return None
+    try:
+        parsed = pendulum.parse(str(value), tz="UTC")
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        parsed = None
+    if isinstance(parsed, datetime):
+        return datetime.fromisoformat(parsed.in_tz("UTC").isoformat())
+    if isinstance(parsed, date):  # a bare date means its midnight, UTC
+        return datetime(parsed.year, parsed.month, parsed.day, tzinfo=timezone.utc)
+    errors.append(
+        f"`{setting}` must be an RFC3339 timestamp such as 2024-05-01T00:00:00Z, not {value!r}."
+    )
+    return None
+
+
+def rfc3339(moment: datetime) -> str:
+    """The one format of timestamps the tap writes: UTC, microseconds, `Z`.
+
+    One fixed width matters: the SDK compares bookmarks as strings.
+    """
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,157 @@
+"""TapSnyk: the settings, each with a description, and the list of streams."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_snyk.errors import SnykError
+from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
+from tap_snyk.streams import GroupAuditLogsStream, OrgAuditLogsStream
+
+
+class TapSnyk(Tap):
+    """Snyk audit logs of organizations and groups, incremental, each event once by `event_id`."""
+
+    name = "tap-snyk"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_token",
+            th.StringType,
+            required=True,
+            secret=True,
+            description=(
+                "Snyk API token: a personal or service-account token (`auth_scheme` token) or an "
+                "OAuth access token (`auth_scheme` bearer). Audit logs need the Enterprise plan."
+            ),
+        ),
+        th.Property(
+            "auth_scheme",
+            th.StringType,
+            default="token",
+            allowed_values=["token", "bearer"],
+            description="`token` for API tokens (the default), `bearer` for OAuth access tokens.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://api.snyk.io",
+            description=(
+                "Origin of the Snyk API of your region: " + ", ".join(REGIONAL_ORIGINS) + ". "
+                "A token only works in its own region. A trailing `/rest` is tolerated."
+            ),
+        ),
+        th.Property(
+            "api_version",
+            th.StringType,
+            default="2024-10-15",
+            description="Snyk REST API version date; 2024-04-29 or later.",
+        ),
+        th.Property(
+            "org_ids",
+            th.ArrayType(th.StringType),
+            description="Organization UUIDs whose audit logs to extract (stream org_audit_logs).",
+        ),
+        th.Property(
+            "group_ids",
+            th.ArrayType(th.StringType),
+            description="Group UUIDs whose group audit logs to extract (stream group_audit_logs).",
+        ),
+        th.Property(
+            "discover_orgs",
+            th.BooleanType,
+            default=False,
+            description=(
+                "When true, org_audit_logs also reads every organization of each group in "
+                "`group_ids`, listed at the start of each run, so new orgs need no config change."
+            ),
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description=(
+                "Earliest event time to extract (RFC3339). Default: 90 days before now, "
+                "Snyk's retention."
+            ),
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            description="Optional exclusive upper bound on event time, for bounded backfills.",
+        ),
+        th.Property(
+            "lookback_hours",
+            th.NumberType,
+            default=24,
+            description=(
+                "Each run re-reads this many hours before its bookmark, to catch events that "
+                "Snyk publishes late (up to 24 hours); `event_id` keeps them once. 0 turns it off."
+            ),
+        ),
+        th.Property(
+            "events",
+            th.ArrayType(th.StringType),
+            description=(
+                "Only these event types. `api.access` events come only when listed here. "
+                "Cannot be combined with `exclude_events`."
+            ),
+        ),
+        th.Property(
+            "exclude_events",
+            th.ArrayType(th.StringType),
+            description="Every event type but these. Cannot be combined with `events`.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=100,
+            description="Events per request, 1 to 100.",
+        ),
+    ).to_dict()
+
+    _settings: SnykSettings | None = None
+
+    @property
+    def settings(self) -> SnykSettings:
+        """The checked settings; a tap whose settings failed the check cannot sync."""
+        if self._settings is None:
+            raise SnykError("The settings of tap-snyk are not valid; see the errors above.")
+        return self._settings
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The JSON schema checks types; SnykSettings checks meaning (UUIDs, dates, ranges),
+        # so that every mistake is reported at once, before any request.
+        errors = super()._validate_config(raise_errors=False)
+        try:
+            self._settings = SnykSettings.from_config(self.config, now=datetime.now(timezone.utc))
+        except SettingsError as error:
+            errors += error.errors
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=errors, schema=self.config_jsonschema
+            )
+        return errors
+
+    def discover_streams(self) -> list[Stream]:
+        """The audit-log streams of orgs and of groups."""
+        return [OrgAuditLogsStream(tap=self), GroupAuditLogsStream(tap=self)]
+
+    def sync_all(self) -> None:
+        """Sync, and end a failure the tap cannot ride through with one line that says what to do."""
+        try:
+            super().sync_all()
+        except SnykError as error:
+            # What was read so far is delivered: the state says where the next run resumes.
+            self.state_writer.write_state(self.state)
+            self.logger.error("%s", error)  # noqa: TRY400 (the message is the point, not the trace)
+            raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    TapSnyk.cli()
