@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from singer_sdk import SchemaDirectory, StreamSchema
+
+from tap_snyk import schemas
 from tap_snyk.client import SnykStream
 from tap_snyk.records import EventIdentities, audit_record, parse_timestamp
 from tap_snyk.settings import rfc3339
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, Record
 
-SCHEMAS = resources.files("tap_snyk") / "schemas"
+SCHEMAS = SchemaDirectory(schemas)
 
 
 class AuditLogStream(SnykStream):
@@ -26,6 +28,8 @@ class AuditLogStream(SnykStream):
     publishes late; `event_id` lets a keyed destination hold the re-read events once.
     """
 
+    schema = StreamSchema(SCHEMAS)  # schemas/<stream name>.json
+    records_jsonpath = "$.data.items[*]"
     replication_key = "created"
     is_sorted = True
     primary_keys = ("event_id",)
@@ -114,7 +118,6 @@ class OrgAuditLogsStream(AuditLogStream):
 
     name = "org_audit_logs"
     path = "/orgs/{org_id}/audit_logs/search"
-    schema_filepath = SCHEMAS / "org_audit_logs.json"
     partition_key = "org_id"
     subject = "organization {org_id}"
     required_permission = "org.audit_log.read"
@@ -134,7 +137,6 @@ class GroupAuditLogsStream(AuditLogStream):
 
     name = "group_audit_logs"
     path = "/groups/{group_id}/audit_logs/search"
-    schema_filepath = SCHEMAS / "group_audit_logs.json"
     partition_key = "group_id"
     subject = "group {group_id}"
     required_permission = "group.audit.read"

@@ -1,0 +1,78 @@
+"""Fixtures: a fake Snyk API over real HTTP, and a way to run the tap and read its messages."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tap_snyk.tap import TapSnyk
+from tests.fake_snyk import FakeSnyk, uuid_for
+
+ORG_A = uuid_for("org-a")
+ORG_B = uuid_for("org-b")
+GROUP = uuid_for("group-1")
+TOKEN = "test-token"  # noqa: S105 (the fake API's token)
+
+
+@pytest.fixture
+def snyk_api() -> Iterator[FakeSnyk]:
+    """A fake Snyk API on 127.0.0.1 that follows the contract and the live service's quirks."""
+    with FakeSnyk() as api:
+        yield api
+
+
+def tap_config(api: FakeSnyk, **settings: Any) -> dict[str, Any]:
+    """A config for the fake API: org A unless the test says otherwise."""
+    return {"api_url": api.url, "api_token": TOKEN, "org_ids": [ORG_A], **settings}
+
+
+@dataclass
+class TapRun:
+    """What one run of the tap wrote."""
+
+    exit_code: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        """The records of one stream, in the order written."""
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """The value of every STATE message."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        """The value of the last STATE message."""
+        return self.states[-1]
+
+
+def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapRun:
+    """Run the tap in this process, as `tap-snyk --config … --state …` would, and parse stdout."""
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    exit_code = 0
+    with contextlib.redirect_stdout(stdout):
+        try:
+            TapSnyk(config=config, state=state, parse_env_config=False).sync_all()
+        except SystemExit as exit_:
+            exit_code = int(exit_.code or 0)
+    stdout.flush()
+    lines = stdout.buffer.getvalue().decode("utf-8").splitlines()  # type: ignore[attr-defined]
+    return TapRun(exit_code, [json.loads(line) for line in lines if line.strip()])
+
+
+def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | None:
+    """The bookmark of one partition of a stream in a STATE value."""
+    for partition in state["bookmarks"][stream].get("partitions", []):
+        if partition["context"] == {key: value}:
+            return partition.get("replication_key_value")
+    return None

@@ -1,0 +1,1029 @@
+"""A fake Snyk REST API for the tests of tap-snyk: real HTTP on 127.0.0.1, standard library only.
+
+What lives here:
+- `FakeSnyk`: the server. It answers the org and group audit-log searches (contract 2024-04-29),
+  the orgs of a group and `/self`, holds the data tests give it, records every request it
+  receives, and serves injected faults (`Fault`) before normal handling.
+- `make_events` and `uuid_for`: deterministic, deliberately awkward audit-log events and ids.
+- `main`: `python -m tests.fake_snyk` seeds demo data and serves it, or runs a command against it.
+
+The fake reproduces what clients observed on the live service, not only what the contract
+promises: `sort_order` defaults to DESC, a missing `from` means "since the start of yesterday",
+`api.access` events are hidden unless asked for, a repeated query parameter is a 400, next links
+are relative paths under /rest that repeat every parameter, and the last page has no `links`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import itertools
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from email.message import Message
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+DEFAULT_TOKEN = "test-token"
+AUDIT_LOG_CONTRACT = date(2024, 4, 29)  # older version dates are served the 2023-09-11 contract
+API_ACCESS = "api.access"
+JSONAPI = {"version": "1.0"}
+JSONAPI_CONTENT_TYPE = "application/vnd.api+json"
+NEXT_LINK_STYLES = ("relative", "object", "absolute", "no_rest")
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "fake-snyk.tap-snyk.test")
+_VERSION = re.compile(
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:~(?:wip|work-in-progress|experimental|beta))?$"
+)
+_RFC3339 = re.compile(
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$",
+    re.IGNORECASE,
+)
+_AUDIT_SEARCH = re.compile(r"^/rest/(?P<kind>orgs|groups)/(?P<id>[^/]+)/audit_logs/search$")
+_GROUP_ORGS = re.compile(r"^/rest/groups/(?P<id>[^/]+)/orgs$")
+# The version each endpoint serves, for the snyk-version-served header the contract declares.
+_SERVED_AUDIT, _SERVED_ORGS, _SERVED_SELF = "2024-04-29", "2024-02-28", "2024-04-22"
+
+
+def uuid_for(name: str) -> str:
+    """Return a deterministic UUID string (uuid5) for a readable name such as "org-a"."""
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC3339 date-time with a mandatory offset; raise ValueError otherwise."""
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an RFC3339 date-time such as 2024-01-02T16:30:00Z")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, offset = match.group(7) or "", match.group(8)
+    tz = timezone.utc
+    if offset.upper() != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    micro = int((fraction + "000000")[:6])
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+
+
+def format_created(moment: datetime) -> str:
+    """Format a time like the live service: UTC, millisecond precision, Z."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def start_of_yesterday(now: datetime) -> datetime:
+    """Return where a search without `from` starts: midnight UTC at the start of yesterday."""
+    yesterday = now.astimezone(timezone.utc).date() - timedelta(days=1)
+    return datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=timezone.utc)
+
+
+def error_document(status: int, detail: str, parameter: str | None = None) -> dict[str, Any]:
+    """Build a JSON:API error document as Snyk sends it."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    error: dict[str, Any] = {
+        "status": str(status),
+        "title": title,
+        "detail": detail,
+        "id": str(uuid.uuid4()),
+    }
+    if parameter is not None:
+        error["source"] = {"parameter": parameter}
+    return {"jsonapi": JSONAPI, "errors": [error]}
+
+
+@dataclass
+class Fault:
+    """One injected failure, consumed by the next request whose target contains `path`.
+
+    Actions (at most one): `status` (an error status with a JSON:API body), `truncated_body`
+    (the normal answer cut in half, Content-Length matching the cut body), `not_json` (200 with
+    an HTML page) or `reset` (close the connection without answering). `delay` seconds are slept
+    first; a delay alone then answers normally (read-timeout tests). `headers` are added to the
+    answer (e.g. Retry-After). `times` serves the same fault to that many matching requests.
+    """
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    truncated_body: bool = False
+    not_json: bool = False
+    reset: bool = False
+    delay: float = 0.0
+    path: str | None = None
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        actions = [self.status is not None, self.truncated_body, self.not_json, self.reset]
+        if sum(actions) > 1:
+            raise ValueError("a Fault has at most one of status, truncated_body, not_json, reset")
+        if sum(actions) == 0 and self.delay <= 0:
+            raise ValueError(
+                "a Fault needs an action (status, truncated_body, not_json, reset) or a delay"
+            )
+        if self.times < 1:
+            raise ValueError("Fault.times must be at least 1")
+
+    def matches(self, target: str) -> bool:
+        """Tell whether this fault applies to a request target (path and raw query)."""
+        return self.path is None or self.path in target
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received, for tests to assert what the tap sent."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    target: str  # path and raw query exactly as received
+
+    def header(self, name: str) -> str | None:
+        """Return a header by case-insensitive name, or None."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class _StoredEvent:
+    created: datetime
+    seq: int  # insertion order: breaks ties between equal timestamps
+    item: dict[str, Any]
+
+
+@dataclass
+class _Org:
+    id: str
+    name: str
+    slug: str
+    group_id: str | None = None
+    created_at: str = "2023-01-10T09:00:00Z"
+    updated_at: str = "2024-03-01T12:00:00Z"
+    events: list[_StoredEvent] = field(default_factory=list)
+
+    def resource(self) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"name": self.name, "slug": self.slug}
+        if self.group_id is not None:
+            attributes["group_id"] = self.group_id
+        attributes.update(
+            is_personal=self.group_id is None,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+        return {"id": self.id, "type": "org", "attributes": attributes}
+
+
+@dataclass
+class _Group:
+    id: str
+    org_ids: list[str] = field(default_factory=list)
+    events: list[_StoredEvent] = field(default_factory=list)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_response(
+    status: int, document: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> _Response:
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    return _Response(status, body, {"Content-Type": JSONAPI_CONTENT_TYPE, **(headers or {})})
+
+
+class _ApiError(Exception):
+    """An error answer, raised anywhere in request handling."""
+
+    def __init__(self, status: int, detail: str, parameter: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.parameter = status, detail, parameter
+
+    def response(self) -> _Response:
+        document = error_document(self.status, self.detail, self.parameter)
+        return _json_response(self.status, document)
+
+
+@dataclass(frozen=True)
+class _Call:
+    path: str
+    target: str
+    params: dict[str, str]  # each parameter once: repeated ones were rejected already
+
+
+def _require_version(params: Mapping[str, str], minimum: date | None = None) -> str:
+    raw = params.get("version")
+    if raw is None:
+        raise _ApiError(
+            400, "the version query parameter is required, e.g. version=2024-10-15", "version"
+        )
+    match = _VERSION.match(raw)
+    try:
+        requested = date(*(int(part) for part in match.groups()[:3])) if match else None
+    except ValueError:
+        requested = None
+    if requested is None:
+        raise _ApiError(
+            400,
+            f"version {raw!r} is not a version date YYYY-MM-DD "
+            "(optionally with ~beta or ~experimental)",
+            "version",
+        )
+    if minimum is not None and requested < minimum:
+        # The live API would answer with the 2023-09-11 contract (singular `event`, date-only
+        # from/to, inclusive `to`); failing loudly here catches the tap sending an old version.
+        raise _ApiError(
+            400,
+            f"version {raw} is older than {minimum.isoformat()}: the live API "
+            "would serve the 2023-09-11 audit-log contract; send a version on "
+            "or after 2024-04-29, e.g. 2024-10-15",
+            "version",
+        )
+    return raw
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise _ApiError(400, f"{name} must be an integer from {low} to {high}, got {raw!r}", name)
+    return int(raw)
+
+
+def _time_param(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_rfc3339(raw)
+    except ValueError as exc:
+        raise _ApiError(400, f"{name}: {exc}", name) from exc
+
+
+def _list_param(params: Mapping[str, str], name: str) -> frozenset[str] | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise _ApiError(400, f"{name} must name at least one event type", name)
+    return names
+
+
+def encode_cursor(offset: int) -> str:
+    """Encode an offset into the filtered, sorted results as an opaque cursor."""
+    raw = json.dumps({"offset": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(params: Mapping[str, str], name: str) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return 0
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        offset = decoded["offset"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise _ApiError(400, f"{name} {raw!r} is not a cursor this API issued", name) from exc
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise _ApiError(400, f"{name} {raw!r} is not a cursor this API issued", name)
+    return offset
+
+
+@dataclass(frozen=True)
+class _AuditQuery:
+    """The filters and paging of one audit-log search, validated."""
+
+    start: datetime
+    end: datetime | None
+    size: int
+    descending: bool
+    events: frozenset[str] | None
+    excluded: frozenset[str]
+    user_id: str | None
+    project_id: str | None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], now: datetime) -> _AuditQuery:
+        start = _time_param(params, "from") or start_of_yesterday(now)
+        end = _time_param(params, "to")
+        if end is not None and end < start:
+            raise _ApiError(400, "to must not be before from", "to")
+        sort_order = params.get("sort_order", "DESC")  # DESC is the live default, not ASC
+        if sort_order not in ("ASC", "DESC"):
+            raise _ApiError(
+                400, f"sort_order must be ASC or DESC, got {sort_order!r}", "sort_order"
+            )
+        events, excluded = _list_param(params, "events"), _list_param(params, "exclude_events")
+        if events is not None and excluded is not None:
+            raise _ApiError(400, "events and exclude_events cannot be used together", "events")
+        return cls(
+            start=start,
+            end=end,
+            size=_int_param(params, "size", 100, 1, 100),
+            descending=sort_order == "DESC",
+            events=events,
+            excluded=excluded or frozenset(),
+            user_id=params.get("user_id"),
+            project_id=params.get("project_id"),
+        )
+
+    def accepts(self, event: _StoredEvent) -> bool:
+        item = event.item
+        if event.created < self.start or (self.end is not None and event.created >= self.end):
+            return False
+        name = item.get("event")
+        if self.events is not None:
+            if name not in self.events:
+                return False
+        elif name == API_ACCESS or name in self.excluded:
+            return False
+        if self.user_id is not None and item.get("user_id") != self.user_id:
+            return False
+        return self.project_id is None or item.get("project_id") == self.project_id
+
+
+class FakeSnyk:
+    """A fake Snyk REST API on 127.0.0.1: `with FakeSnyk() as api: ... api.url ...`.
+
+    Plain attributes tests may change at any time while it serves:
+    tokens (accepted tokens), forbidden (org or group ids answered with 403), faults (FIFO of
+    `Fault`), requests (`RecordedRequest`s received), next_link_style (one of NEXT_LINK_STYLES),
+    foreign_next_link (served once as the next link of the next paged answer), repeat_next_link
+    (every paged answer links to itself), empty_last_page (a full last page links to an empty one),
+    clock (returns the current time; decides where "yesterday" starts).
+    """
+
+    def __init__(self, *, port: int = 0, tokens: Iterable[str] = (DEFAULT_TOKEN,)) -> None:
+        self.tokens: set[str] = set(tokens)
+        self.forbidden: set[str] = set()
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.next_link_style: str = "relative"
+        self.foreign_next_link: str | None = None
+        self.repeat_next_link: bool = False
+        self.empty_last_page: bool = False
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self._port = port
+        self._lock = threading.RLock()
+        self._seq = itertools.count()
+        self._orgs: dict[str, _Org] = {}
+        self._groups: dict[str, _Group] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeSnyk:
+        """Start serving on 127.0.0.1 in a background thread; return self."""
+        if self._server is not None:
+            raise RuntimeError("FakeSnyk is already serving")
+        self._server = _Server(("127.0.0.1", self._port), self)
+        # A short poll interval keeps stop() fast: it waits one interval for the loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-snyk", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port; safe to call twice."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSnyk:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port being served."""
+        if self._server is None:
+            raise RuntimeError("FakeSnyk is not serving: call start() or use it in a with block")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The origin to configure the tap with, e.g. http://127.0.0.1:54321 (no /rest)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- data --------------------------------------------------------------------------------
+
+    def add_org_events(self, org_id: str, events: Iterable[Mapping[str, Any]]) -> None:
+        """Add events to an org's audit log (creating the org); may be called while serving."""
+        with self._lock:
+            self._org(org_id).events.extend(self._stored(events))
+
+    def add_group_events(self, group_id: str, events: Iterable[Mapping[str, Any]]) -> None:
+        """Add events to a group's own audit log (creating the group)."""
+        with self._lock:
+            self._group(group_id).events.extend(self._stored(events))
+
+    def add_group_orgs(self, group_id: str, orgs: Iterable[Mapping[str, Any] | str]) -> None:
+        """Put orgs into a group, creating both as needed.
+
+        Each org is an id or a dict with "id" and optionally name, slug, created_at, updated_at.
+        """
+        with self._lock:
+            group = self._group(group_id)
+            for given in orgs:
+                spec: Mapping[str, Any] = {"id": given} if isinstance(given, str) else given
+                org = self._org(str(spec["id"]))
+                for name in ("name", "slug", "created_at", "updated_at"):
+                    if name in spec:
+                        setattr(org, name, spec[name])
+                if "name" in spec and "slug" not in spec:
+                    org.slug = re.sub(r"[^a-z0-9]+", "-", org.name.lower()).strip("-")
+                org.group_id = group_id
+                if org.id not in group.org_ids:
+                    group.org_ids.append(org.id)
+
+    def reset_requests(self) -> None:
+        """Forget the requests received so far."""
+        with self._lock:
+            self.requests.clear()
+
+    def _org(self, org_id: str) -> _Org:
+        if org_id not in self._orgs:
+            short = org_id[:8]
+            self._orgs[org_id] = _Org(org_id, name=f"Org {short}", slug=f"org-{short}")
+        return self._orgs[org_id]
+
+    def _group(self, group_id: str) -> _Group:
+        return self._groups.setdefault(group_id, _Group(group_id))
+
+    def _stored(self, events: Iterable[Mapping[str, Any]]) -> list[_StoredEvent]:
+        stored = []
+        for event in events:
+            # A JSON round trip: later changes by the test do not leak in, and a value JSON
+            # cannot carry fails here rather than in the middle of a response.
+            item = json.loads(json.dumps(event))
+            try:
+                created = parse_rfc3339(item["created"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"an audit-log event needs an RFC3339 'created': {event!r}"
+                ) from exc
+            stored.append(_StoredEvent(created, next(self._seq), item))
+        return stored
+
+    # -- serving (called from handler threads) -----------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _take_fault(self, target: str) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self.faults):
+                if fault.matches(target):
+                    if fault.times > 1:
+                        # Count down on a copy: the test's own Fault object stays as written.
+                        self.faults[index] = replace(fault, times=fault.times - 1)
+                    else:
+                        del self.faults[index]
+                    return fault
+        return None
+
+    def _answer(self, method: str, target: str, headers: Message) -> _Response:
+        split = urlsplit(target)
+        query = parse_qs(split.query, keep_blank_values=True)
+        try:
+            if not split.path.startswith("/rest/"):
+                raise _ApiError(
+                    404, f"{split.path} is not a Snyk REST API path (they start with /rest/)"
+                )
+            self._authenticate(headers.get("Authorization"))
+            repeated = sorted(name for name, values in query.items() if len(values) > 1)
+            if repeated:
+                raise _ApiError(
+                    400,
+                    f"query parameter {repeated[0]} was given more than once; "
+                    "send each parameter once",
+                    repeated[0],
+                )
+            call = _Call(split.path, target, {name: values[0] for name, values in query.items()})
+            if (match := _AUDIT_SEARCH.match(split.path)) and method == "GET":
+                return self._audit_log_search(match["kind"], match["id"], call)
+            if (match := _GROUP_ORGS.match(split.path)) and method == "GET":
+                return self._orgs_in_group(match["id"], call)
+            if split.path == "/rest/self" and method == "GET":
+                return self._self(call)
+            raise _ApiError(404, f"{method} {split.path} is not an endpoint of this API")
+        except _ApiError as error:
+            return error.response()
+        except Exception as exc:  # a bug in the fake must reach the test, as a 500
+            return _ApiError(500, f"fake_snyk failed: {exc!r}").response()
+
+    def _authenticate(self, authorization: str | None) -> None:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() not in ("token", "bearer") or token.strip() not in self.tokens:
+            raise _ApiError(
+                401,
+                "the Authorization header must be 'token <API token>' or "
+                "'bearer <OAuth access token>' with a valid token of this region",
+            )
+
+    def _check_access(self, kind: str, resource_id: str, exists: bool, permission: str) -> None:
+        if resource_id in self.forbidden:
+            raise _ApiError(
+                403, f"permission denied for {kind} {resource_id}: the token needs {permission}"
+            )
+        if not exists:
+            raise _ApiError(404, f"{kind} {resource_id} was not found")
+
+    def _audit_log_search(self, kind: str, scope_id: str, call: _Call) -> _Response:
+        version = _require_version(call.params, AUDIT_LOG_CONTRACT)
+        with self._lock:
+            scopes: Mapping[str, _Org | _Group] = self._orgs if kind == "orgs" else self._groups
+            scope = scopes.get(scope_id)
+            permission = "org.audit_log.read" if kind == "orgs" else "group.audit.read"
+            self._check_access(kind[:-1], scope_id, scope is not None, permission)
+            stored = list(scope.events) if scope is not None else []
+        query = _AuditQuery.parse(call.params, self.clock())
+        offset = _decode_cursor(call.params, "cursor")
+        matching = sorted(
+            (e for e in stored if query.accepts(e)),
+            key=lambda e: (e.created, e.seq),
+            reverse=query.descending,
+        )
+        page = matching[offset : offset + query.size]
+        document: dict[str, Any] = {
+            "data": {"items": [event.item for event in page], "type": "audit_log_search"},
+            "jsonapi": JSONAPI,
+        }
+        full_last_page = self.empty_last_page and len(page) == query.size
+        more = offset + query.size < len(matching) or full_last_page
+        links = self._paging_links(call, "cursor", offset + query.size if more else None)
+        if links:
+            document["links"] = links  # absent, not empty, on the last page
+        return _json_response(200, document, _version_headers(version, _SERVED_AUDIT))
+
+    def _orgs_in_group(self, group_id: str, call: _Call) -> _Response:
+        version = _require_version(call.params)
+        limit = _int_param(call.params, "limit", 10, 10, 100)
+        if limit % 10:
+            raise _ApiError(400, f"limit must be a multiple of 10, got {limit}", "limit")
+        with self._lock:
+            group = self._groups.get(group_id)
+            self._check_access(
+                "group", group_id, group is not None, "group.read and group.org.list"
+            )
+            orgs = [self._orgs[org_id] for org_id in group.org_ids] if group else []
+            resources = [
+                org.resource() for org in sorted(orgs, key=lambda o: (o.name.lower(), o.id))
+            ]
+        offset = _decode_cursor(call.params, "starting_after")
+        more = offset + limit < len(resources)
+        links = {"self": self._styled(call.target)}
+        links.update(self._paging_links(call, "starting_after", offset + limit if more else None))
+        document = {"data": resources[offset : offset + limit], "jsonapi": JSONAPI, "links": links}
+        return _json_response(200, document, _version_headers(version, _SERVED_ORGS))
+
+    def _self(self, call: _Call) -> _Response:
+        version = _require_version(call.params)
+        document = {
+            "data": {
+                "id": uuid_for("fake-user"),
+                "type": "user",
+                "attributes": {
+                    "name": "Fake User",
+                    "username": "fake",
+                    "email": "fake@example.com",
+                    "avatar_url": "https://example.com/avatar.png",
+                },
+            },
+            "jsonapi": JSONAPI,
+            "links": {"self": call.target},
+        }
+        return _json_response(200, document, _version_headers(version, _SERVED_SELF))
+
+    def _paging_links(
+        self,
+        call: _Call,
+        cursor_name: str,
+        next_offset: int | None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            foreign, self.foreign_next_link = self.foreign_next_link, None
+        if foreign is not None:
+            return {"next": foreign}
+        if self.repeat_next_link:
+            return {"next": self._styled(call.target)}
+        if next_offset is None:
+            return {}
+        # Every parameter of the request once, the cursor replaced: following the link as
+        # given must never repeat a parameter.
+        params = {**call.params, cursor_name: encode_cursor(next_offset)}
+        return {"next": self._styled(f"{call.path}?{urlencode(sorted(params.items()), safe=':,')}")}
+
+    def _styled(self, rest_target: str) -> str | dict[str, Any]:
+        style = self.next_link_style
+        if style == "relative":
+            return rest_target
+        if style == "object":
+            return {"href": rest_target, "meta": {}}
+        if style == "absolute":
+            return self.url + rest_target
+        if style == "no_rest":
+            return rest_target.removeprefix("/rest")
+        raise ValueError(f"next_link_style must be one of {NEXT_LINK_STYLES}, got {style!r}")
+
+
+def _version_headers(requested: str, served: str) -> dict[str, str]:
+    return {
+        "snyk-request-id": str(uuid.uuid4()),
+        "snyk-version-requested": requested,
+        "snyk-version-served": served,
+        "snyk-version-lifecycle-stage": "ga",
+    }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() must not wait for clients' idle keep-alive connections or for delayed answers.
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], fake: FakeSnyk) -> None:
+        super().__init__(address, _Handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (read timeout after a delay fault) is expected, not a failure.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as a requests.Session expects
+    timeout = 30  # an idle keep-alive connection frees its thread eventually
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    # Other methods get a JSON:API 404 rather than http.server's HTML 501.
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: tests read requests from FakeSnyk.requests."""
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # read and drop a body so the connection stays usable
+        split = urlsplit(self.path)
+        fake._record(
+            RecordedRequest(
+                method=self.command,
+                path=split.path,
+                query=parse_qs(split.query, keep_blank_values=True),
+                headers=dict(self.headers.items()),
+                target=self.path,
+            )
+        )
+        fault = fake._take_fault(self.path)
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)
+        if fault is not None and fault.reset:
+            self.close_connection = True
+            return
+        if fault is not None and fault.status is not None:
+            response = _ApiError(fault.status, "injected fault").response()
+        elif fault is not None and fault.not_json:
+            page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+            response = _Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        else:
+            response = fake._answer(self.command, self.path, self.headers)
+            if fault is not None and fault.truncated_body:
+                response.body = response.body[: len(response.body) // 2]
+        if fault is not None:
+            response.headers.update(fault.headers)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.write(response.body)
+
+
+# -- realistic data -------------------------------------------------------------------------
+
+ContentMaker = Callable[[random.Random, str], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class _EventKind:
+    name: str
+    group_level: bool  # group-level events carry no org_id
+    by_user: bool  # system events carry no user_id
+    on_project: bool
+    content: ContentMaker  # None: the item has no content key at all
+    weight: int = 10
+
+
+_UNICODE_NAMES = ["Zoë Ångström", "José Müller", "李小龙", "Ørjan Ødegård 🚀", 'Zoë "Q" O\'Neil']
+
+
+def _files_content(rng: random.Random, _: str) -> dict[str, Any]:
+    return {
+        "files": [
+            {"path": f"services/{k}/package.json", "sizeBytes": rng.randint(200, 90000)}
+            for k in range(rng.randint(0, 3))
+        ],
+        "notSupported": {"": rng.randint(1, 3), ".json": rng.randint(100, 5000)},
+    }
+
+
+def _issue_content(rng: random.Random, _: str) -> dict[str, Any]:
+    return {
+        "issueId": rng.choice(["SNYK-JS-LODASH-567746", "SNYK-PYTHON-REQUESTS-6928867"]),
+        "severity": rng.choice(["low", "medium", "high", "critical"]),
+        "cvssScore": rng.choice([5.3, 7.5, 9.8]),
+        "isFixable": rng.random() < 0.5,
+        "ignoreReason": None,
+        "packages": ["lodash@4.17.15", "requests@2.31.0"][: rng.randint(1, 2)],
+    }
+
+
+def _test_content(rng: random.Random, _: str) -> dict[str, Any]:
+    return {
+        "source": rng.choice(["cli", "github", "api"]),
+        "targetFile": "package.json",
+        "durationMs": rng.randint(80, 60000),
+        "passed": rng.random() < 0.7,
+    }
+
+
+def _settings_content(rng: random.Random, _: str) -> dict[str, Any]:
+    limit = rng.choice([None, 5, 10])
+    return {
+        "before": {"pullRequestTestEnabled": False, "autoDepUpgradeLimit": None},
+        "after": {"pullRequestTestEnabled": True, "autoDepUpgradeLimit": limit},
+    }
+
+
+def _user_content(rng: random.Random, scope: str) -> dict[str, Any]:
+    name = rng.choice(_UNICODE_NAMES)
+    return {
+        "userPublicId": uuid_for(f"{scope}/member-{rng.randint(0, 9)}"),
+        "role": rng.choice(["collaborator", "admin", "Group Admin"]),
+        "displayName": name,
+        "email": "zoë.ångström@exämple.test",
+    }
+
+
+def _integration_content(rng: random.Random, scope: str) -> dict[str, Any]:
+    return {
+        "integrationId": uuid_for(f"{scope}/integration"),
+        "settings": {
+            "autoDepUpgradeIgnoredDependencies": [],
+            "pullRequestFailOnAnyVulns": rng.random() < 0.5,
+            "dailyReportsEnabled": True,
+            "upgradeLimit": rng.randint(1, 10),
+        },
+    }
+
+
+def _jira_content(rng: random.Random, _: str) -> dict[str, Any]:
+    key = f"SEC-{rng.randint(1, 999)}"
+    return {
+        "jiraIssue": {"key": key, "url": f"https://jira.example.test/browse/{key}"},
+        "issueIds": ["SNYK-JS-LODASH-567746"],
+        "labels": ["security", "tëst"],
+    }
+
+
+def _api_access_content(rng: random.Random, scope: str) -> dict[str, Any]:
+    return {
+        "url": f"/rest/orgs/{scope}/projects?version=2024-10-15&limit=100",
+        "method": "GET",
+        "userAgent": "snyk-cli/1.1293.0",
+        "status": 200,
+    }
+
+
+def _sso_sync_content(rng: random.Random, _: str) -> dict[str, Any]:
+    added = rng.randint(0, 40)
+    return {
+        "provider": "okta",
+        "added": added,
+        "removed": 0,
+        "ratio": round(added / 40, 3),
+        "groups": [{"name": "Sécurité", "members": added}],
+    }
+
+
+_EVENT_KINDS = [
+    _EventKind("org.project.files.create", False, False, True, _files_content, 14),
+    _EventKind("org.project.issue.create", False, False, True, _issue_content, 14),
+    _EventKind("org.project.test", False, True, True, _test_content, 12),
+    _EventKind("org.project.settings.edit", False, True, True, _settings_content, 6),
+    _EventKind("org.user.add", False, True, False, _user_content, 5),
+    _EventKind("org.integration.settings.edit", False, True, False, _integration_content, 4),
+    _EventKind("org.edit", False, True, False, lambda rng, scope: {}, 3),
+    _EventKind("org.project.stop_monitor", False, True, True, lambda rng, scope: None, 2),
+    # Names outside every documented list: a tap must not validate `event` against an enum.
+    _EventKind("org.project.jira_issue.create", False, True, True, _jira_content, 3),
+    _EventKind(
+        "org.sbom.export",
+        False,
+        True,
+        True,
+        lambda rng, scope: {"format": "cyclonedx1.4+json", "bytes": rng.randint(1, 10**7)},
+        3,
+    ),
+    _EventKind(API_ACCESS, False, True, False, _api_access_content, 2),
+    _EventKind("group.user.add", True, True, False, _user_content, 5),
+    _EventKind("group.sso.membership.sync", True, False, False, _sso_sync_content, 4),
+    _EventKind(
+        "group.service_account.secret.rotate",
+        True,
+        True,
+        False,
+        lambda rng, scope: {
+            "serviceAccountId": uuid_for(f"{scope}/sa"),
+            "expiresAt": "2025-01-01T00:00:00Z",
+        },
+        2,
+    ),
+]
+
+
+def make_events(
+    count: int,
+    *,
+    start: datetime,
+    org_id: str | None = None,
+    group_id: str | None = None,
+    seed: int = 0,
+    step_ms: int = 60_000,
+) -> list[dict[str, Any]]:
+    """Return `count` audit-log items in ascending `created` order, deterministic for a seed.
+
+    Shaped like the live service on purpose: runs of several events sharing one millisecond (one
+    run of at least four is guaranteed when count >= 4), system events without user_id, events
+    without project_id, event names outside the documented lists, an occasional api.access event,
+    content with nested objects, lists, unicode, an empty-string key, floats, ints, booleans,
+    null, an empty object, and one kind with no content at all. With org_id the items are an
+    org's log; with group_id (and no org_id) a group's log, where group-level events carry no
+    org_id and org-level ones name one of three orgs. `step_ms` is the mean gap between distinct
+    timestamps (0: all share `start`); with count >= 20 every kind of event appears at least once.
+    """
+    rng = random.Random(seed)
+    scope = org_id or group_id or "fake"
+    group_log = group_id is not None and org_id is None
+    kinds = [k for k in _EVENT_KINDS if group_log or not k.group_level]
+    sequence = kinds[:]  # each kind once, then weighted picks; shuffled together
+    sequence += rng.choices(kinds, weights=[k.weight for k in kinds], k=max(0, count - len(kinds)))
+    rng.shuffle(sequence)
+    sequence = sequence[:count]
+    users = [uuid_for(f"user-{k}") for k in range(4)]
+    projects = [uuid_for(f"{scope}/project-{k}") for k in range(5)]
+    group_orgs = [uuid_for(f"{scope}/org-{k}") for k in range(3)]
+    moment = start if start.tzinfo is not None else start.replace(tzinfo=timezone.utc)
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    stamps: list[str] = []
+    forced_run = count < 4
+    while len(stamps) < count:
+        run = rng.choice([1, 1, 1, 1, 2, 3, 5])  # mean 2 events per timestamp
+        if not forced_run and len(stamps) >= count // 3:
+            run, forced_run = max(run, 4), True
+        stamps += [format_created(moment)] * min(run, count - len(stamps))
+        moment += timedelta(milliseconds=rng.randint(1, 2 * step_ms - 1) if step_ms > 0 else 0)
+    items = []
+    for kind, created in zip(sequence, stamps, strict=True):
+        item: dict[str, Any] = {"created": created, "event": kind.name}
+        content = kind.content(rng, scope)
+        if content is not None:
+            item["content"] = content
+        if group_id is not None:
+            item["group_id"] = group_id
+        owner = org_id or (rng.choice(group_orgs) if group_log else None)
+        if owner is not None and not kind.group_level:
+            item["org_id"] = owner
+        if kind.on_project and rng.random() < 0.9:
+            item["project_id"] = rng.choice(projects)
+        if kind.by_user:
+            item["user_id"] = rng.choice(users)
+        items.append(dict(sorted(item.items())))  # the live service sends keys sorted
+    return items
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def seed_demo_data(
+    api: FakeSnyk,
+    *,
+    orgs: int,
+    groups: int,
+    events: int,
+    now: datetime,
+) -> tuple[list[str], list[str]]:
+    """Fill `api` with demo data; return (org_ids, group_ids).
+
+    Orgs are spread over the groups; every org and every group gets `events` events spanning
+    the past three days, well inside a default 90-day start date.
+    """
+    group_ids = [uuid_for(f"demo-group-{g}") for g in range(groups)]
+    org_ids = [uuid_for(f"demo-org-{o}") for o in range(orgs)]
+    start = now - timedelta(days=3)
+    step_ms = max(1, int(timedelta(days=2.5) / timedelta(milliseconds=1) / max(1, events / 2)))
+    for g, group_id in enumerate(group_ids):
+        members = [
+            {"id": org_id, "name": f"Demo Org {o + 1}", "slug": f"demo-org-{o + 1}"}
+            for o, org_id in enumerate(org_ids)
+            if o % groups == g
+        ]
+        api.add_group_orgs(group_id, members)
+        api.add_group_events(
+            group_id,
+            make_events(events, start=start, group_id=group_id, seed=1000 + g, step_ms=step_ms),
+        )
+    for o, org_id in enumerate(org_ids):
+        parent = group_ids[o % groups] if groups else None
+        api.add_org_events(
+            org_id,
+            make_events(
+                events, start=start, org_id=org_id, group_id=parent, seed=o, step_ms=step_ms
+            ),
+        )
+    return org_ids, group_ids
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve demo data until Ctrl-C, or run the command after `--` against it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in args:
+        args, command = args[: args.index("--")], args[args.index("--") + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fake_snyk",
+        description="Serve a fake Snyk audit-log API with demo data. "
+        "With `-- COMMAND ...`, run COMMAND with TAP_SNYK_* set, then stop.",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--orgs", type=int, default=2, help="number of orgs")
+    parser.add_argument("--groups", type=int, default=1, help="number of groups")
+    parser.add_argument("--events", type=int, default=500, help="events per org and per group")
+    options = parser.parse_args(args)
+    with FakeSnyk(port=options.port) as api:
+        org_ids, group_ids = seed_demo_data(
+            api,
+            orgs=options.orgs,
+            groups=options.groups,
+            events=options.events,
+            now=datetime.now(timezone.utc),
+        )
+        env = {
+            "TAP_SNYK_API_URL": api.url,
+            "TAP_SNYK_API_TOKEN": DEFAULT_TOKEN,
+            "TAP_SNYK_ORG_IDS": json.dumps(org_ids),
+            "TAP_SNYK_GROUP_IDS": json.dumps(group_ids),
+        }
+        for name, value in env.items():
+            print(f"{name}={value}", file=sys.stderr)
+        try:
+            if command:
+                return subprocess.run(command, env={**os.environ, **env}, check=False).returncode
+            print("fake Snyk API serving; Ctrl-C stops it", file=sys.stderr)
+            while True:
+                time.sleep(3600)
+        except FileNotFoundError as exc:
+            print(f"cannot run {command[0]!r}: {exc}", file=sys.stderr)
+            return 127
+        except KeyboardInterrupt:
+            return 130 if command else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

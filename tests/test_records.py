@@ -1,0 +1,115 @@
+"""The records: fields of the Panther definitions, content kept as is, a stable `event_id`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+from tap_snyk.records import EventIdentities, audit_record
+from tests.conftest import GROUP, ORG_A, run_tap, tap_config
+from tests.fake_snyk import FakeSnyk, make_events
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+ODD_CONTENT = {
+    "notSupported": {"": 1, ".json": 3500},
+    "names": ["ünïcødé", "日本語", "emoji 🔐"],
+    "nested": [{"a": [1, 2.5, None, True]}, []],
+    "quote\"and\\slash": "line\nbreak",
+}
+
+
+def item(created: str, **fields: object) -> dict:
+    return {"created": created, "event": "org.user.add", **fields}
+
+
+def test_records_carry_the_panther_fields_in_snake_case(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.123Z")
+    snyk_api.add_org_events(
+        ORG_A,
+        [item(created, org_id=ORG_A, user_id="u-1", project_id="p-1", content={"k": "v"})],
+    )
+    [record] = run_tap(tap_config(snyk_api)).records("org_audit_logs")
+    assert set(record) == {
+        "event_id", "created", "event", "org_id", "group_id", "user_id", "project_id", "content",
+    }  # fmt: skip
+    assert record["created"] == created.replace(".123Z", ".123000Z")
+    assert record["user_id"] == "u-1"
+    assert record["project_id"] == "p-1"
+
+
+def test_content_is_kept_byte_for_byte_in_meaning(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_org_events(ORG_A, [item(created, content=ODD_CONTENT)])
+    [record] = run_tap(tap_config(snyk_api)).records("org_audit_logs")
+    assert record["content"] == ODD_CONTENT
+
+
+def test_org_records_always_carry_the_org_id(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_org_events(ORG_A, [item(created, event="org.project.files.create")])
+    [record] = run_tap(tap_config(snyk_api)).records("org_audit_logs")
+    assert record["org_id"] == ORG_A
+    assert record["user_id"] is None
+
+
+def test_group_records_always_carry_the_group_id(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_group_events(GROUP, [item(created, event="group.policy.edit", user_id="u")])
+    run = run_tap(tap_config(snyk_api, org_ids=[], group_ids=[GROUP]))
+    [record] = run.records("group_audit_logs")
+    assert record["group_id"] == GROUP
+    assert record["org_id"] is None
+
+
+def test_event_id_is_the_hash_of_the_records_canonical_json() -> None:
+    record = audit_record(item("2026-11-01T10:00:00.000Z", content={"b": 1, "a": "é"}), {"org_id": ORG_A})
+    event_id = EventIdentities().event_id(record)
+    canonical = (
+        '{"content":{"a":"é","b":1},"created":"2026-11-01T10:00:00.000000Z",'
+        f'"event":"org.user.add","org_id":"{ORG_A}"}}'
+    )
+    assert event_id == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_event_id_is_the_same_on_every_run(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, make_events(120, start=NOW - timedelta(days=2), org_id=ORG_A))
+    first = run_tap(tap_config(snyk_api, page_size=7)).records("org_audit_logs")
+    second = run_tap(tap_config(snyk_api, page_size=100)).records("org_audit_logs")
+    assert [r["event_id"] for r in first] == [r["event_id"] for r in second]
+
+
+def test_events_differing_in_any_field_get_different_ids() -> None:
+    base = item("2026-11-01T10:00:00.000Z", user_id="u", content={"x": 1})
+    variants = [
+        base,
+        {**base, "event": "org.user.remove"},
+        {**base, "user_id": "v"},
+        {**base, "project_id": "p"},
+        {**base, "content": {"x": 2}},
+        {**base, "content": {"x": 1, "": None}},
+        {**base, "created": "2026-11-01T10:00:00.001Z"},
+    ]
+    ids = [EventIdentities().event_id(audit_record(v, {"org_id": ORG_A})) for v in variants]
+    assert len(set(ids)) == len(variants)
+    other_org = EventIdentities().event_id(audit_record(base, {"org_id": GROUP}))
+    assert other_org not in ids
+
+
+def test_identical_twins_get_distinct_ids_that_are_stable_across_runs(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    twin = item(created, user_id="u", content={"ip": "10.0.0.1"})
+    snyk_api.add_org_events(ORG_A, [twin, dict(twin), item(created, user_id="w")])
+    first = [r["event_id"] for r in run_tap(tap_config(snyk_api, page_size=1)).records("org_audit_logs")]
+    second = [r["event_id"] for r in run_tap(tap_config(snyk_api)).records("org_audit_logs")]
+    assert len(set(first)) == 3
+    assert sorted(first) == sorted(second)
+
+
+def test_canonical_json_of_a_loaded_row_gives_back_its_event_id(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_org_events(ORG_A, [item(created, content=ODD_CONTENT)])
+    [record] = run_tap(tap_config(snyk_api)).records("org_audit_logs")
+    row = {k: v for k, v in record.items() if k != "event_id" and v is not None}
+    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert record["event_id"] == hashlib.sha256(canonical.encode()).hexdigest()
