@@ -80,8 +80,8 @@ class SnykSettings:
             )
 
         lookback_hours = config.get("lookback_hours", 24)
-        if not isinstance(lookback_hours, (int, float)) or lookback_hours < 0:
-            errors.append(f"`lookback_hours` must be 0 or more hours, not {lookback_hours!r}.")
+        if not isinstance(lookback_hours, int) or lookback_hours < 0:
+            errors.append(f"`lookback_hours` must be a whole number of hours, 0 or more, not {lookback_hours!r}.")
             lookback_hours = 0
 
         page_size = config.get("page_size", 100)

@@ -87,7 +87,7 @@ class TapSnyk(Tap):
         ),
         th.Property(
             "lookback_hours",
-            th.NumberType,
+            th.IntegerType,
             default=24,
             description=(
                 "Each run re-reads this many hours before its bookmark, to catch events that "

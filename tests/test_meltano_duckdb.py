@@ -1,0 +1,113 @@
+"""End to end: real `meltano run tap-snyk target-duckdb`, twice, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import GROUP, ORG_A, TOKEN
+from tests.fake_snyk import FakeSnyk, make_events
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+ODD_CONTENT = {"notSupported": {"": 1, ".json": 3500}, "ünï": ["日本", {"deep": [1.5, None]}]}
+STATE_ID = "dev:tap-snyk-to-target-duckdb"
+
+
+def meltano() -> str:
+    """The meltano beside this Python (scripts/setup installs both into .venv)."""
+    found = shutil.which("meltano", path=str(Path(sys.executable).parent)) or shutil.which("meltano")
+    if not found:
+        pytest.fail("meltano is not installed: run scripts/setup (or scripts/test) first")
+    return found
+
+
+def run_meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [meltano(), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result
+
+
+def visible(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["event"] != "api.access"]
+
+
+@pytest.fixture
+def project_env(tmp_path: Path, snyk_api: FakeSnyk) -> dict[str, str]:
+    """The repository's Meltano project, with its system database and output in tmp_path."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TAP_SNYK_", "TARGET_"))},
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # Not snyk.duckdb: DuckDB names the catalog after the file, and `snyk` is the schema.
+        "TARGET_DUCKDB_PATH": str(tmp_path / "tap_snyk.duckdb"),
+        "TAP_SNYK_API_URL": snyk_api.url,
+        "TAP_SNYK_API_TOKEN": TOKEN,
+        "TAP_SNYK_ORG_IDS": json.dumps([ORG_A]),
+        "TAP_SNYK_GROUP_IDS": json.dumps([GROUP]),
+        "TAP_SNYK_PAGE_SIZE": "50",
+    }
+
+
+def rows(path: str, table: str) -> list[tuple]:
+    with duckdb.connect(path, read_only=True) as db:
+        return db.execute(
+            f"select event_id, created, event, content from snyk.{table} order by created"  # noqa: S608
+        ).fetchall()
+
+
+def test_two_meltano_runs_load_every_event_once(
+    snyk_api: FakeSnyk, project_env: dict[str, str]
+) -> None:
+    org_events = make_events(230, start=NOW - timedelta(days=4), org_id=ORG_A, seed=7)
+    org_events.append(
+        {"created": (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+         "event": "org.settings.edit", "org_id": ORG_A, "content": ODD_CONTENT}
+    )  # fmt: skip
+    group_events = make_events(60, start=NOW - timedelta(days=4), group_id=GROUP, seed=8)
+    snyk_api.add_org_events(ORG_A, org_events)
+    snyk_api.add_group_events(GROUP, group_events)
+
+    run_meltano(project_env, "run", "tap-snyk", "target-duckdb")
+    database = project_env["TARGET_DUCKDB_PATH"]
+    first_org_rows = rows(database, "org_audit_logs")
+    assert len(first_org_rows) == len(visible(org_events))
+    assert len(rows(database, "group_audit_logs")) == len(visible(group_events))
+    first_state = json.loads(run_meltano(project_env, "state", "get", STATE_ID).stdout)
+
+    # Between runs: new events, and late ones created inside the lookback window.
+    late = make_events(5, start=NOW - timedelta(hours=20), org_id=ORG_A, seed=9)
+    new = make_events(12, start=NOW - timedelta(minutes=30), org_id=ORG_A, seed=10)
+    snyk_api.add_org_events(ORG_A, late + new)
+    run_meltano(project_env, "run", "tap-snyk", "target-duckdb")
+
+    org_rows = rows(database, "org_audit_logs")
+    assert len(org_rows) == len(visible(org_events + late + new))
+    assert len({row[0] for row in org_rows}) == len(org_rows)  # one row per event_id
+    assert {row[0] for row in first_org_rows} <= {row[0] for row in org_rows}
+    assert ODD_CONTENT in [json.loads(row[3]) for row in org_rows]
+    assert len(rows(database, "group_audit_logs")) == len(visible(group_events))
+
+    second_state = json.loads(run_meltano(project_env, "state", "get", STATE_ID).stdout)
+
+    def org_bookmark(state: dict) -> str:
+        [partition] = state["singer_state"]["bookmarks"]["org_audit_logs"]["partitions"]
+        return partition["replication_key_value"]
+
+    assert org_bookmark(second_state) > org_bookmark(first_state)
