@@ -63,7 +63,9 @@ class SnykStream(RESTStream[str | None]):
             key="Authorization", value=f"{scheme} {self.config['api_token']}", location="header"
         )
 
-    def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict[str, Any]:
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, Any]:
         """Parameters of a first page; a next link already carries them all."""
         return {"version": self.settings.api_version}
 

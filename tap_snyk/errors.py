@@ -21,8 +21,7 @@ def refusal_message(
             f"Snyk rejected the API token (401) for {subject}: it is invalid, expired, or from "
             f"another region than `api_url` ({api_origin}). Tokens only work in their own "
             f"region: {', '.join(REGIONAL_ORIGINS)}. Check `api_token` and `api_url`"
-            " (and `auth_scheme`: `token` for API tokens, `bearer` for OAuth access tokens)."
-            + said
+            " (and `auth_scheme`: `token` for API tokens, `bearer` for OAuth access tokens)." + said
         )
     if status == 403:
         return (

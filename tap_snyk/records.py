@@ -55,7 +55,11 @@ class EventIdentities:
             self._created = record["created"]
             self._seen.clear()
         canonical = json.dumps(
-            {key: value for key, value in record.items() if value is not None and key != "event_id"},
+            {
+                key: value
+                for key, value in record.items()
+                if value is not None and key != "event_id"
+            },
             sort_keys=True,
             ensure_ascii=False,
             separators=(",", ":"),

@@ -81,7 +81,10 @@ class SnykSettings:
 
         lookback_hours = config.get("lookback_hours", 24)
         if not isinstance(lookback_hours, int) or lookback_hours < 0:
-            errors.append(f"`lookback_hours` must be a whole number of hours, 0 or more, not {lookback_hours!r}.")
+            errors.append(
+                "`lookback_hours` must be a whole number of hours, 0 or more, "
+                f"not {lookback_hours!r}."
+            )
             lookback_hours = 0
 
         page_size = config.get("page_size", 100)
@@ -157,7 +160,9 @@ def _api_version(value: str, errors: list[str]) -> str:
     return value
 
 
-def _uuids(config: Mapping[str, Any], setting: str, kind: str, errors: list[str]) -> tuple[str, ...]:
+def _uuids(
+    config: Mapping[str, Any], setting: str, kind: str, errors: list[str]
+) -> tuple[str, ...]:
     values = config.get(setting) or []
     if isinstance(values, str) or not isinstance(values, list):
         errors.append(f"`{setting}` must be a list of {kind} UUIDs, not {values!r}.")

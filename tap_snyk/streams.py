@@ -57,8 +57,10 @@ class AuditLogStream(SnykStream):
             start = max(start, parse_timestamp(bookmark) - self.settings.lookback)
         return start
 
-    def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict[str, Any]:
-        """The search: every parameter is sent, since Snyk's defaults (DESC, from yesterday) lose data."""
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, Any]:
+        """The search, every parameter spelled out: Snyk's defaults (DESC, yesterday) lose data."""
         settings = self.settings
         params = super().get_url_params(context, next_page_token)
         # Whole seconds, as Snyk documents; flooring `from` only re-reads events, never skips one.
@@ -77,7 +79,9 @@ class AuditLogStream(SnykStream):
         """Records with the partition's id and a stable `event_id`."""
         if not context or self.partition_key not in context:
             # No org or group to read (the SDK syncs an empty partition list as one empty context).
-            self.logger.info("No %s configured or discovered for %s.", self.partition_key, self.name)
+            self.logger.info(
+                "No %s configured or discovered for %s.", self.partition_key, self.name
+            )
             return
         partition = {self.partition_key: context[self.partition_key]}
         identities = EventIdentities()
@@ -86,7 +90,9 @@ class AuditLogStream(SnykStream):
             record["event_id"] = identities.event_id(record)
             yield record
 
-    def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
         # Events re-read from the lookback window are older than the bookmark; the bookmark must
         # not move back for them (nor may the SDK's sort check reject them).
         bookmark = self.get_starting_replication_key_value(context)
@@ -108,7 +114,9 @@ class GroupOrgsStream(SnykStream):
     subject = "group {group_id}"
     required_permission = "group membership (to list the group's organizations)"
 
-    def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict[str, Any]:
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, Any]:
         """Pages as large as Snyk allows."""
         return {**super().get_url_params(context, next_page_token), "limit": 100}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
+from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -142,15 +144,14 @@ class TapSnyk(Tap):
         """The audit-log streams of orgs and of groups."""
         return [OrgAuditLogsStream(tap=self), GroupAuditLogsStream(tap=self)]
 
-    def sync_all(self) -> None:
-        """Sync, and end a failure the tap cannot ride through with one line that says what to do."""
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run the tap; a failure it cannot ride through ends in one line that says what to do."""
         try:
-            super().sync_all()
+            super().invoke(**kwargs)
         except SnykError as error:
-            # What was read so far is delivered: the state says where the next run resumes.
-            self.state_writer.write_state(self.state)
-            self.logger.error("%s", error)  # noqa: TRY400 (the message is the point, not the trace)
-            raise SystemExit(1) from None
+            cls.logger.error("%s", error)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

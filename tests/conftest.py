@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
 from tests.fake_snyk import FakeSnyk, uuid_for
 
 ORG_A = uuid_for("org-a")
 ORG_B = uuid_for("org-b")
 GROUP = uuid_for("group-1")
-TOKEN = "test-token"  # noqa: S105 (the fake API's token)
+TOKEN = "test-token"
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ class TapRun:
 
     exit_code: int
     messages: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
 
     def records(self, stream: str) -> list[dict[str, Any]]:
         """The records of one stream, in the order written."""
@@ -59,15 +61,15 @@ class TapRun:
 def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapRun:
     """Run the tap in this process, as `tap-snyk --config … --state …` would, and parse stdout."""
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    exit_code = 0
+    exit_code, error = 0, None
     with contextlib.redirect_stdout(stdout):
         try:
             TapSnyk(config=config, state=state, parse_env_config=False).sync_all()
-        except SystemExit as exit_:
-            exit_code = int(exit_.code or 0)
+        except SnykError as failure:  # what `tap-snyk` reports in one line, exiting 1
+            exit_code, error = 1, str(failure)
     stdout.flush()
     lines = stdout.buffer.getvalue().decode("utf-8").splitlines()  # type: ignore[attr-defined]
-    return TapRun(exit_code, [json.loads(line) for line in lines if line.strip()])
+    return TapRun(exit_code, [json.loads(line) for line in lines if line.strip()], error)
 
 
 def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | None:

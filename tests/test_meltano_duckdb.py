@@ -24,7 +24,9 @@ STATE_ID = "dev:tap-snyk-to-target-duckdb"
 
 def meltano() -> str:
     """The meltano beside this Python (scripts/setup installs both into .venv)."""
-    found = shutil.which("meltano", path=str(Path(sys.executable).parent)) or shutil.which("meltano")
+    found = shutil.which("meltano", path=str(Path(sys.executable).parent)) or shutil.which(
+        "meltano"
+    )
     if not found:
         pytest.fail("meltano is not installed: run scripts/setup (or scripts/test) first")
     return found
@@ -68,7 +70,7 @@ def project_env(tmp_path: Path, snyk_api: FakeSnyk) -> dict[str, str]:
 def rows(path: str, table: str) -> list[tuple]:
     with duckdb.connect(path, read_only=True) as db:
         return db.execute(
-            f"select event_id, created, event, content from snyk.{table} order by created"  # noqa: S608
+            f"select event_id, created, event, content from snyk.{table} order by created"
         ).fetchall()
 
 

@@ -15,7 +15,7 @@ ODD_CONTENT = {
     "notSupported": {"": 1, ".json": 3500},
     "names": ["ünïcødé", "日本語", "emoji 🔐"],
     "nested": [{"a": [1, 2.5, None, True]}, []],
-    "quote\"and\\slash": "line\nbreak",
+    'quote"and\\slash': "line\nbreak",
 }
 
 
@@ -63,7 +63,9 @@ def test_group_records_always_carry_the_group_id(snyk_api: FakeSnyk) -> None:
 
 
 def test_event_id_is_the_hash_of_the_records_canonical_json() -> None:
-    record = audit_record(item("2026-11-01T10:00:00.000Z", content={"b": 1, "a": "é"}), {"org_id": ORG_A})
+    record = audit_record(
+        item("2026-11-01T10:00:00.000Z", content={"b": 1, "a": "é"}), {"org_id": ORG_A}
+    )
     event_id = EventIdentities().event_id(record)
     canonical = (
         '{"content":{"a":"é","b":1},"created":"2026-11-01T10:00:00.000000Z",'
@@ -100,7 +102,9 @@ def test_identical_twins_get_distinct_ids_that_are_stable_across_runs(snyk_api: 
     created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     twin = item(created, user_id="u", content={"ip": "10.0.0.1"})
     snyk_api.add_org_events(ORG_A, [twin, dict(twin), item(created, user_id="w")])
-    first = [r["event_id"] for r in run_tap(tap_config(snyk_api, page_size=1)).records("org_audit_logs")]
+    first = [
+        r["event_id"] for r in run_tap(tap_config(snyk_api, page_size=1)).records("org_audit_logs")
+    ]
     second = [r["event_id"] for r in run_tap(tap_config(snyk_api)).records("org_audit_logs")]
     assert len(set(first)) == 3
     assert sorted(first) == sorted(second)

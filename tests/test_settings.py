@@ -126,7 +126,9 @@ def test_lookback_zero_turns_the_lookback_off() -> None:
 
 
 def test_negative_lookback_is_refused() -> None:
-    assert "`lookback_hours` must be a whole number of hours, 0 or more" in errors(org_ids=[ORG_A], lookback_hours=-1)
+    assert "`lookback_hours` must be a whole number of hours, 0 or more" in errors(
+        org_ids=[ORG_A], lookback_hours=-1
+    )
 
 
 def test_every_mistake_is_reported_at_once_by_the_cli_without_a_request(tmp_path) -> None:

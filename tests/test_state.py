@@ -46,7 +46,8 @@ def test_final_state_holds_a_resumable_bookmark_per_partition(snyk_api: FakeSnyk
     assert "progress_markers" not in str(state)
     newest_a = max(r["created"] for r in run.records("org_audit_logs") if r["org_id"] == ORG_A)
     assert bookmark(state, "org_audit_logs", "org_id", ORG_A) == newest_a
-    assert newest_a.endswith("000Z") and len(newest_a) == len("2026-01-01T00:00:00.000000Z")
+    assert newest_a.endswith("000Z")
+    assert len(newest_a) == len("2026-01-01T00:00:00.000000Z")
     assert bookmark(state, "group_audit_logs", "group_id", GROUP) is not None
 
 
@@ -54,7 +55,9 @@ def test_next_run_starts_lookback_hours_before_the_bookmark(snyk_api: FakeSnyk) 
     snyk_api.add_org_events(ORG_A, make_events(20, start=NOW - timedelta(days=5), org_id=ORG_A))
     config = tap_config(snyk_api, lookback_hours=6)
     first = run_tap(config)
-    mark = datetime.fromisoformat(bookmark(first.final_state, "org_audit_logs", "org_id", ORG_A)[:-1])
+    mark = datetime.fromisoformat(
+        bookmark(first.final_state, "org_audit_logs", "org_id", ORG_A)[:-1]
+    )
     snyk_api.reset_requests()
     run_tap(config, state=first.final_state)
     expected = (mark - timedelta(hours=6)).replace(microsecond=0)
@@ -117,10 +120,16 @@ def test_full_then_incremental_runs_deliver_every_event_exactly_once_by_key(
         # created up to 20 hours before it (inside the 24-hour lookback), some sharing its
         # exact timestamp.
         publish(
-            make_events(15, start=newest_time + timedelta(seconds=1), org_id=ORG_A, seed=20 + round_)
-            + make_events(6, start=newest_time - timedelta(hours=20), org_id=ORG_A, seed=30 + round_)
+            make_events(
+                15, start=newest_time + timedelta(seconds=1), org_id=ORG_A, seed=20 + round_
+            )
+            + make_events(
+                6, start=newest_time - timedelta(hours=20), org_id=ORG_A, seed=30 + round_
+            )
             + make_events(3, start=newest_time, step_ms=0, org_id=ORG_A, seed=40 + round_),
-            make_events(4, start=newest_time - timedelta(hours=3), group_id=GROUP, seed=50 + round_),
+            make_events(
+                4, start=newest_time - timedelta(hours=3), group_id=GROUP, seed=50 + round_
+            ),
         )
     final = run_tap(config, state=state)
     for stream in ("org_audit_logs", "group_audit_logs"):
