@@ -113,3 +113,12 @@ def test_two_meltano_runs_load_every_event_once(
         return partition["replication_key_value"]
 
     assert org_bookmark(second_state) > org_bookmark(first_state)
+
+    # The README's example queries run on what was loaded, and find it.
+    readme = (ROOT / "README.md").read_text()
+    queries = [block.split("```")[0] for block in readme.split("```sql\n")[1:]]
+    statements = [q.strip() for block in queries for q in block.split(";") if q.strip()]
+    assert len(statements) >= 3
+    with duckdb.connect(database, read_only=True) as db:
+        for statement in statements:
+            assert db.execute(statement).fetchall(), statement
