@@ -6,25 +6,41 @@ judging responses (retriable or not) and turning refusals into messages a person
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import backoff
+import requests
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import APIKeyAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 
-from tap_snyk.errors import SnykError, refusal_message
+from tap_snyk.errors import SnykError, SnykRefusal, give_up_message, refusal_message
 from tap_snyk.pagination import NextLinkPaginator
 from tap_snyk.responses import error_detail, json_document
+from tap_snyk.retries import wait_times
 
 if TYPE_CHECKING:
-    import requests
+    from collections.abc import Generator
+
+    from backoff.types import Details
     from singer_sdk.helpers.types import Context
 
     from tap_snyk.settings import SnykSettings
     from tap_snyk.tap import TapSnyk
+
+
+#: Faults that usually pass: tried again with backoff, up to `max_retry_seconds` in all.
+RETRIABLE_ERRORS = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class _Refusal(FatalAPIError):
@@ -101,17 +117,68 @@ class SnykStream(RESTStream[str | None]):
         """The items of a page."""
         yield from extract_jsonpath(self.records_jsonpath, json_document(response))
 
+    def request_decorator(self, func: Callable[..., requests.Response]) -> Callable:
+        """Send at the pace of the tap's rate limit; retry passing faults for a bounded time."""
+        limiter = cast("TapSnyk", self._tap).rate_limiter
+
+        def paced(*args: Any, **kwargs: Any) -> requests.Response:
+            limiter.wait_for_turn()
+            return func(*args, **kwargs)
+
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_ERRORS,
+            max_time=self.settings.max_retry_seconds,
+            on_backoff=self.backoff_handler,
+            jitter=None,  # wait_times jitters, except where the server named the wait
+            logger=None,  # backoff_handler says it, once, as a warning
+        )(paced)
+
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        """The server's `Retry-After` / `X-RateLimit-Reset` when given, else exponential."""
+        return wait_times(lambda error: getattr(error, "response", None))
+
+    def backoff_handler(self, details: Details) -> None:
+        """A retry is a warning: the run goes on, and most retries succeed."""
+        self.logger.warning(
+            "%s for %s (try %d); trying again in %.1f s.",
+            _fault(details.get("exception")),
+            self.subject.format(**(details["args"][1] or {})),
+            details["tries"],
+            details.get("wait", 0.0),
+        )
+
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Request every page; a refusal names the org or group and says what to do."""
+        """Request every page; a failure names the org or group and says what to do."""
+        subject = self.subject.format(**(context or {}))
         try:
             yield from super().request_records(context)
         except _Refusal as refusal:
-            raise SnykError(
+            self._deliver_state()
+            raise SnykRefusal(
                 refusal_message(
                     refusal.status,
-                    subject=self.subject.format(**(context or {})),
+                    subject=subject,
                     permission=self.required_permission,
                     api_origin=self.settings.api_origin,
                     detail=refusal.detail,
-                )
+                ),
+                refusal.status,
             ) from None
+        except RETRIABLE_ERRORS as error:
+            self._deliver_state()
+            raise SnykError(
+                give_up_message(subject, _fault(error), self.settings.max_retry_seconds)
+            ) from None
+
+    def _deliver_state(self) -> None:
+        # Every record read so far has been written; this state lets the next run resume after
+        # them instead of at the last periodic STATE.
+        self._tap.state_writer.write_state(self._tap.state)
+
+
+def _fault(error: BaseException | None) -> str:
+    """A passing fault in a few words, without URLs (they are noise here) or headers."""
+    if isinstance(error, RetriableAPIError):
+        return str(error)
+    return f"no answer from Snyk: {type(error).__name__}"

@@ -11,6 +11,24 @@ class SnykError(FatalAPIError):
     """A failure the tap cannot ride through; its message says what to do."""
 
 
+class SnykRefusal(SnykError):
+    """Snyk refused a request (4xx): retrying will not help, the settings or access must change."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def give_up_message(subject: str, reason: str, max_retry_seconds: float) -> str:
+    """One line for a request that kept failing with faults that usually pass."""
+    return (
+        f"Snyk kept failing for {subject} ({reason}); gave up after retrying for "
+        f"{max_retry_seconds:g} s (`max_retry_seconds`). "
+        "Everything read before was delivered with its state, so the next run resumes there. "
+        "If it persists, check Snyk's status and the network, or raise `max_retry_seconds`."
+    )
+
+
 def refusal_message(
     status: int, *, subject: str, permission: str, api_origin: str, detail: str | None
 ) -> str:

@@ -21,6 +21,8 @@ import pendulum
 OLDEST_API_VERSION = date(2024, 4, 29)
 #: Snyk keeps audit logs for the past 90 days.
 RETENTION = timedelta(days=90)
+#: Snyk's rate limit per API token.
+SNYK_REQUESTS_PER_MINUTE = 1620
 REGIONAL_ORIGINS = (
     "https://api.snyk.io (SNYK-US-01)",
     "https://api.us.snyk.io (SNYK-US-02)",
@@ -53,6 +55,9 @@ class SnykSettings:
     page_size: int
     events: tuple[str, ...]
     exclude_events: tuple[str, ...]
+    max_requests_per_minute: int
+    request_timeout: float
+    max_retry_seconds: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
@@ -99,6 +104,18 @@ class SnykSettings:
                 "request): keep one of them."
             )
 
+        max_requests_per_minute = config.get("max_requests_per_minute", 1200)
+        if not isinstance(max_requests_per_minute, int) or not (
+            1 <= max_requests_per_minute <= SNYK_REQUESTS_PER_MINUTE
+        ):
+            errors.append(
+                "`max_requests_per_minute` must be a whole number from 1 to "
+                f"{SNYK_REQUESTS_PER_MINUTE} (Snyk's limit per token), "
+                f"not {max_requests_per_minute!r}."
+            )
+        request_timeout = _positive_seconds(config, "request_timeout", 60, errors)
+        max_retry_seconds = _positive_seconds(config, "max_retry_seconds", 600, errors)
+
         if errors:
             raise SettingsError(errors)
         return cls(
@@ -113,7 +130,20 @@ class SnykSettings:
             page_size=page_size,
             events=events,
             exclude_events=exclude_events,
+            max_requests_per_minute=max_requests_per_minute,
+            request_timeout=request_timeout,
+            max_retry_seconds=max_retry_seconds,
         )
+
+
+def _positive_seconds(
+    config: Mapping[str, Any], setting: str, default: float, errors: list[str]
+) -> float:
+    value = config.get(setting, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        errors.append(f"`{setting}` must be a number of seconds above 0, not {value!r}.")
+        return default
+    return float(value)
 
 
 def _api_origin(api_url: str, errors: list[str]) -> str:

@@ -10,6 +10,7 @@ from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
+from tap_snyk.errors import SnykRefusal
 from tap_snyk.records import EventIdentities, audit_record, parse_timestamp
 from tap_snyk.settings import rfc3339
 
@@ -85,10 +86,19 @@ class AuditLogStream(SnykStream):
             return
         partition = {self.partition_key: context[self.partition_key]}
         identities = EventIdentities()
-        for item in self.request_records(context):
-            record = audit_record(item, partition)
-            record["event_id"] = identities.event_id(record)
-            yield record
+        try:
+            for item in self.request_records(context):
+                record = audit_record(item, partition)
+                record["event_id"] = identities.event_id(record)
+                yield record
+        except SnykRefusal as refusal:
+            if not self.may_skip(context, refusal):
+                raise
+            self.logger.warning("Skipped: %s", refusal)
+
+    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
+        """Whether a refused partition may be passed over, with a warning, instead of failing."""
+        return False
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
@@ -130,14 +140,25 @@ class OrgAuditLogsStream(AuditLogStream):
     subject = "organization {org_id}"
     required_permission = "org.audit_log.read"
 
+    _discovered: frozenset[str] = frozenset()
+
     def partition_ids(self) -> Iterable[str]:
         """Configured orgs first, then the orgs of each group when `discover_orgs` is on."""
-        org_ids = list(self.settings.org_ids)
+        discovered: list[str] = []
         if self.settings.discover_orgs:
             lister = GroupOrgsStream(tap=self._tap)
             for group_id in self.settings.group_ids:
-                org_ids += [org["id"] for org in lister.request_records({"group_id": group_id})]
-        return dict.fromkeys(org_ids)
+                discovered += [org["id"] for org in lister.request_records({"group_id": group_id})]
+        self._discovered = frozenset(discovered) - set(self.settings.org_ids)
+        return dict.fromkeys([*self.settings.org_ids, *discovered])
+
+    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
+        """Discovered orgs that refuse (403, or 404: gone) are skipped with a warning.
+
+        Unlike a configured id, a discovered org cannot be fixed in the settings, so it must not
+        stop the other orgs.
+        """
+        return refusal.status in (403, 404) and context["org_id"] in self._discovered
 
 
 class GroupAuditLogsStream(AuditLogStream):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -12,6 +13,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_snyk.errors import SnykError
+from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
 from tap_snyk.streams import GroupAuditLogsStream, OrgAuditLogsStream
 
@@ -115,6 +117,30 @@ class TapSnyk(Tap):
             default=100,
             description="Events per request, 1 to 100.",
         ),
+        th.Property(
+            "max_requests_per_minute",
+            th.IntegerType,
+            default=1200,
+            description=(
+                "The tap sends at most this many requests in any minute, below Snyk's 1620 per "
+                "token, so it rarely meets a 429; lower it when other tools share the token."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=60,
+            description="Seconds one request may take before it is abandoned and tried again.",
+        ),
+        th.Property(
+            "max_retry_seconds",
+            th.NumberType,
+            default=600,
+            description=(
+                "How long to keep retrying a request that meets passing faults (429, 5xx, "
+                "timeouts, cut-off answers) before the run fails; the next run resumes."
+            ),
+        ),
     ).to_dict()
 
     _settings: SnykSettings | None = None
@@ -139,6 +165,11 @@ class TapSnyk(Tap):
                 "Config validation failed", errors=errors, schema=self.config_jsonschema
             )
         return errors
+
+    @functools.cached_property
+    def rate_limiter(self) -> RequestRateLimiter:
+        """One limit for every request of the run: Snyk counts requests per token."""
+        return RequestRateLimiter(self.settings.max_requests_per_minute)
 
     def discover_streams(self) -> list[Stream]:
         """The audit-log streams of orgs and of groups."""
