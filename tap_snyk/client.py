@@ -79,6 +79,11 @@ class SnykStream(RESTStream[str | None]):
             key="Authorization", value=f"{scheme} {self.config['api_token']}", location="header"
         )
 
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """Seconds one request may take, so that a hung connection never hangs a job."""
+        return self.settings.request_timeout
+
     def get_url_params(
         self, context: Context | None, next_page_token: str | None
     ) -> dict[str, Any]:
@@ -154,7 +159,6 @@ class SnykStream(RESTStream[str | None]):
         try:
             yield from super().request_records(context)
         except _Refusal as refusal:
-            self._deliver_state()
             raise SnykRefusal(
                 refusal_message(
                     refusal.status,
@@ -166,15 +170,9 @@ class SnykStream(RESTStream[str | None]):
                 refusal.status,
             ) from None
         except RETRIABLE_ERRORS as error:
-            self._deliver_state()
             raise SnykError(
                 give_up_message(subject, _fault(error), self.settings.max_retry_seconds)
             ) from None
-
-    def _deliver_state(self) -> None:
-        # Every record read so far has been written; this state lets the next run resume after
-        # them instead of at the last periodic STATE.
-        self._tap.state_writer.write_state(self._tap.state)
 
 
 def _fault(error: BaseException | None) -> str:

@@ -10,7 +10,7 @@ from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
-from tap_snyk.errors import SnykRefusal
+from tap_snyk.errors import SnykError, SnykRefusal
 from tap_snyk.records import EventIdentities, audit_record, parse_timestamp
 from tap_snyk.settings import rfc3339
 
@@ -91,10 +91,14 @@ class AuditLogStream(SnykStream):
                 record = audit_record(item, partition)
                 record["event_id"] = identities.event_id(record)
                 yield record
-        except SnykRefusal as refusal:
-            if not self.may_skip(context, refusal):
-                raise
-            self.logger.warning("Skipped: %s", refusal)
+        except SnykError as error:
+            if isinstance(error, SnykRefusal) and self.may_skip(context, error):
+                self.logger.warning("Skipped: %s", error)
+                return
+            # Every record read so far has been written: this state lets the next run resume
+            # right after them rather than at the last periodic STATE.
+            self._tap.state_writer.write_state(self._tap.state)
+            raise
 
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
         """Whether a refused partition may be passed over, with a warning, instead of failing."""
@@ -129,6 +133,19 @@ class GroupOrgsStream(SnykStream):
     ) -> dict[str, Any]:
         """Pages as large as Snyk allows."""
         return {**super().get_url_params(context, next_page_token), "limit": 100}
+
+
+class SelfStream(SnykStream):
+    """Who the token belongs to: the first thing the connection check asks."""
+
+    name = "self"
+    path = "/self"
+    records_jsonpath = "$.data"
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"id": {"type": "string"}, "attributes": {"type": "object"}},
+    }
+    subject = "the API token"
 
 
 class OrgAuditLogsStream(AuditLogStream):

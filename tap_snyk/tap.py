@@ -7,11 +7,14 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_snyk.check import check_connection
 from tap_snyk.errors import SnykError
 from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
@@ -174,6 +177,38 @@ class TapSnyk(Tap):
     def discover_streams(self) -> list[Stream]:
         """The audit-log streams of orgs and of groups."""
         return [OrgAuditLogsStream(tap=self), GroupAuditLogsStream(tap=self)]
+
+    def report_connection_check(self) -> bool:
+        """Check the token and read access to every org and group, one line each, no records."""
+        findings = check_connection(self)
+        for finding in findings:
+            log = self.logger.info if finding.ok else self.logger.error
+            log("%s %s: %s", "OK  " if finding.ok else "FAIL", finding.subject, finding.detail)
+        failed = sum(not finding.ok for finding in findings)
+        if failed:
+            self.logger.error("Connection check failed: %d of %d checks.", failed, len(findings))
+        else:
+            self.logger.info("Connection check passed: %d checks.", len(findings))
+        return not failed
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test` runs the connection check and exits 1 when anything failed."""
+        if value != CliTestOptionValue.All.value:  # off, or `--test=schema`
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = cls(
+                config=config.config if config else {},
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+        except ConfigValidationError as error:
+            for message in error.errors:
+                cls.logger.error("%s", message)
+            ctx.exit(1)
+        ctx.exit(0 if tap.report_connection_check() else 1)
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]

@@ -1,0 +1,56 @@
+"""The connection check (`tap-snyk --test`): the token, then read access to each org and group.
+
+It asks for one page per partition and writes no Singer message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tap_snyk.errors import SnykError
+from tap_snyk.streams import AuditLogStream, SelfStream
+
+if TYPE_CHECKING:
+    from tap_snyk.tap import TapSnyk
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the check found for one thing it tried."""
+
+    subject: str
+    ok: bool
+    detail: str
+
+
+def check_connection(tap: TapSnyk) -> list[Finding]:
+    """Check the token, then every org and group the settings name (or discover)."""
+    try:
+        user = next(iter(SelfStream(tap=tap).request_records(None)), {})
+    except SnykError as error:
+        return [Finding("the API token", ok=False, detail=str(error))]
+    attributes = user.get("attributes") or {}
+    who = attributes.get("name") or attributes.get("username") or user.get("id") or "unknown"
+    findings = [
+        Finding("the API token", ok=True, detail=f"valid at {tap.settings.api_origin}, for {who}")
+    ]
+
+    for stream in tap.streams.values():
+        if not isinstance(stream, AuditLogStream):
+            continue
+        try:
+            partitions = stream.partitions
+        except SnykError as error:  # listing the orgs of a group failed
+            findings.append(Finding(stream.name, ok=False, detail=str(error)))
+            continue
+        for context in partitions:
+            subject = stream.subject.format(**context)
+            try:
+                next(iter(stream.request_records(context)), None)
+            except SnykError as error:
+                findings.append(Finding(subject, ok=False, detail=str(error)))
+            else:
+                detail = f"{stream.name} readable ({stream.required_permission})"
+                findings.append(Finding(subject, ok=True, detail=detail))
+    return findings
