@@ -80,7 +80,7 @@ class SnykStream(RESTStream[str | None]):
         )
 
     @property
-    def timeout(self) -> float:  # type: ignore[override]
+    def timeout(self) -> int:
         """Seconds one request may take, so that a hung connection never hangs a job."""
         return self.settings.request_timeout
 

@@ -19,11 +19,11 @@ class SnykRefusal(SnykError):
         self.status = status
 
 
-def give_up_message(subject: str, reason: str, max_retry_seconds: float) -> str:
+def give_up_message(subject: str, reason: str, max_retry_seconds: int) -> str:
     """One line for a request that kept failing with faults that usually pass."""
     return (
         f"Snyk kept failing for {subject} ({reason}); gave up after retrying for "
-        f"{max_retry_seconds:g} s (`max_retry_seconds`). "
+        f"{max_retry_seconds} s (`max_retry_seconds`). "
         "Everything read before was delivered with its state, so the next run resumes there. "
         "If it persists, check Snyk's status and the network, or raise `max_retry_seconds`."
     )

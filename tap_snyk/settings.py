@@ -56,8 +56,8 @@ class SnykSettings:
     events: tuple[str, ...]
     exclude_events: tuple[str, ...]
     max_requests_per_minute: int
-    request_timeout: float
-    max_retry_seconds: float
+    request_timeout: int
+    max_retry_seconds: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
@@ -137,13 +137,13 @@ class SnykSettings:
 
 
 def _positive_seconds(
-    config: Mapping[str, Any], setting: str, default: float, errors: list[str]
-) -> float:
+    config: Mapping[str, Any], setting: str, default: int, errors: list[str]
+) -> int:
     value = config.get(setting, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        errors.append(f"`{setting}` must be a number of seconds above 0, not {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        errors.append(f"`{setting}` must be a whole number of seconds, 1 or more, not {value!r}.")
         return default
-    return float(value)
+    return value
 
 
 def _api_origin(api_url: str, errors: list[str]) -> str:

@@ -131,13 +131,13 @@ class TapSnyk(Tap):
         ),
         th.Property(
             "request_timeout",
-            th.NumberType,
+            th.IntegerType,
             default=60,
             description="Seconds one request may take before it is abandoned and tried again.",
         ),
         th.Property(
             "max_retry_seconds",
-            th.NumberType,
+            th.IntegerType,
             default=600,
             description=(
                 "How long to keep retrying a request that meets passing faults (429, 5xx, "

@@ -15,7 +15,7 @@ import requests
 from tap_snyk.retries import RequestRateLimiter, server_wait
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import Fault, FakeSnyk, make_events
+from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"
@@ -103,7 +103,7 @@ def test_a_429_waits_as_snyk_says_then_goes_on(
         Fault(reset=True, path=SEARCH),
         Fault(truncated_body=True, path=SEARCH),
         Fault(not_json=True, path=SEARCH),
-        Fault(delay=1.5, path=SEARCH),  # longer than request_timeout below: a read timeout
+        Fault(delay=2.5, path=SEARCH),  # longer than request_timeout below: a read timeout
     ],
     ids=["500", "503-twice", "connection-reset", "cut-off-body", "html-body", "read-timeout"],
 )
@@ -113,7 +113,7 @@ def test_passing_faults_are_retried_and_logged_as_warnings_only(
     clean = run_tap(tap_config(seeded, page_size=20))
     seeded.faults.append(fault)
     with caplog.at_level(logging.INFO):
-        run = run_tap(tap_config(seeded, page_size=20, request_timeout=0.5))
+        run = run_tap(tap_config(seeded, page_size=20, request_timeout=1))
     assert run.exit_code == 0
     assert event_ids(run) == event_ids(clean)
     assert len(retry_waits(caplog)) == fault.times

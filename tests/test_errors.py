@@ -1,0 +1,151 @@
+"""Refusals end the run with one line that names the org or group and says what to do."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_snyk.tap import TapSnyk
+from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
+from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def test_401_names_the_token_the_api_url_and_the_regions(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    run = run_tap({**tap_config(snyk_api), "api_token": "expired-token"})
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert "Snyk rejected the API token (401)" in run.error
+    assert f"`api_url` ({snyk_api.url})" in run.error
+    assert "https://api.eu.snyk.io" in run.error
+
+
+def test_403_names_the_org_and_the_permission_it_needs(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    snyk_api.forbidden.add(ORG_A)
+    run = run_tap(tap_config(snyk_api))
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(f"The API token may not read organization {ORG_A} (403)")
+    assert "`org.audit_log.read`" in run.error
+
+
+def test_403_on_a_group_names_the_group_permission(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_group_events(GROUP, [])
+    snyk_api.forbidden.add(GROUP)
+    run = run_tap(tap_config(snyk_api, org_ids=[], group_ids=[GROUP]))
+    assert run.error is not None
+    assert f"group {GROUP} (403)" in run.error
+    assert "`group.audit.read`" in run.error
+
+
+def test_404_names_the_org_that_does_not_exist(snyk_api: FakeSnyk) -> None:
+    unknown = uuid_for("no-such-org")
+    run = run_tap(tap_config(snyk_api, org_ids=[unknown]))
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(f"Snyk does not know organization {unknown} (404)")
+
+
+def test_400_passes_on_snyks_own_detail(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    snyk_api.faults.append(Fault(status=400))
+    run = run_tap(tap_config(snyk_api))
+    assert run.error is not None
+    assert run.error.startswith(f"Snyk refused the request for organization {ORG_A} (400)")
+    assert "Snyk said: injected fault" in run.error
+
+
+def test_events_read_before_a_refusal_are_delivered_with_their_state(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, make_events(20, start=NOW - timedelta(hours=5), org_id=ORG_A))
+    snyk_api.add_org_events(ORG_B, [])
+    snyk_api.forbidden.add(ORG_B)
+    run = run_tap(tap_config(snyk_api, org_ids=[ORG_A, ORG_B]))
+    assert run.exit_code == 1
+    assert run.records("org_audit_logs")
+    partitions = run.final_state["bookmarks"]["org_audit_logs"]["partitions"]
+    assert partitions[0]["context"] == {"org_id": ORG_A}
+    assert partitions[0]["replication_key_value"] == run.records("org_audit_logs")[-1]["created"]
+
+
+def test_a_discovered_org_that_refuses_is_skipped_with_a_warning(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    locked = uuid_for("org-locked")
+    snyk_api.add_group_orgs(GROUP, [ORG_B, locked])
+    snyk_api.add_group_events(GROUP, [])
+    snyk_api.add_org_events(ORG_A, [])
+    snyk_api.add_org_events(ORG_B, make_events(5, start=NOW - timedelta(hours=2), org_id=ORG_B))
+    snyk_api.add_org_events(locked, [])
+    snyk_api.forbidden.add(locked)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(tap_config(snyk_api, group_ids=[GROUP], discover_orgs=True))
+    assert run.exit_code == 0
+    assert {r["org_id"] for r in run.records("org_audit_logs")} == {ORG_B}
+    assert any(
+        r.levelno == logging.WARNING and f"organization {locked} (403)" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_configuration_errors_are_found_before_any_request(snyk_api: FakeSnyk) -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TapSnyk(
+            config=tap_config(snyk_api, org_ids=["acme"], events=["a"], exclude_events=["b"]),
+            parse_env_config=False,
+        )
+    assert len(raised.value.errors) == 2
+    assert snyk_api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"org_ids": [], "group_ids": []}, "No organization or group to read"),
+        ({"page_size": 1000}, "`page_size` must be a whole number from 1 to 100"),
+        ({"end_date": "2020-01-01T00:00:00Z"}, "`end_date` (2020-01-01T00:00:00.000000Z)"),
+        ({"api_url": "file:///etc/passwd"}, "`api_url` must be the origin of a Snyk API"),
+        ({"max_requests_per_minute": 5000}, "`max_requests_per_minute` must be a whole number"),
+        ({"request_timeout": 0}, "`request_timeout` must be a whole number of seconds, 1 or more"),
+    ],
+)
+def test_each_configuration_error_names_its_setting(
+    snyk_api: FakeSnyk, settings: dict, message: str
+) -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TapSnyk(config=tap_config(snyk_api, **settings), parse_env_config=False)
+    assert any(message in error for error in raised.value.errors), raised.value.errors
+    assert snyk_api.requests == []
+
+
+def run_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_ends_a_refusal_with_the_message_and_no_traceback(
+    snyk_api: FakeSnyk, tmp_path: Path
+) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    snyk_api.forbidden.add(ORG_A)
+    result = run_cli(tmp_path, tap_config(snyk_api))
+    assert result.returncode == 1
+    assert f"The API token may not read organization {ORG_A} (403)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
