@@ -60,6 +60,8 @@ class SnykStream(RESTStream[str | None]):
     subject: ClassVar[str] = "the Snyk API"
     #: The Snyk permission a token needs to read this stream.
     required_permission: ClassVar[str] = ""
+    #: `limit` of a paged JSON:API list (the audit-log searches page with `size` instead).
+    page_limit: ClassVar[int | None] = None
 
     @property
     def settings(self) -> SnykSettings:
@@ -88,7 +90,10 @@ class SnykStream(RESTStream[str | None]):
         self, context: Context | None, next_page_token: str | None
     ) -> dict[str, Any]:
         """Parameters of a first page; a next link already carries them all."""
-        return {"version": self.settings.api_version}
+        params: dict[str, Any] = {"version": self.settings.api_version}
+        if self.page_limit:
+            params["limit"] = self.page_limit
+        return params
 
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
         """The first page from path and parameters; every later page is its next link as given."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -68,3 +68,19 @@ class EventIdentities:
         if self._seen[canonical] > 1:
             canonical += f"#{self._seen[canonical]}"
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def resource_record(resource: Mapping[str, Any], properties: Iterable[str]) -> dict[str, Any]:
+    """The record of a JSON:API resource, flat, with exactly the schema's `properties`.
+
+    Its id, its attributes, and for each relationship `<name>_id` and `<name>_<attribute>`
+    (e.g. `user_email`).
+    """
+    flat: dict[str, Any] = {"id": resource.get("id"), **(resource.get("attributes") or {})}
+    for name, relationship in (resource.get("relationships") or {}).items():
+        related = (relationship or {}).get("data") or {}
+        if isinstance(related, dict):
+            flat[f"{name}_id"] = related.get("id")
+            for key, value in (related.get("attributes") or {}).items():
+                flat[f"{name}_{key}"] = value
+    return {name: flat.get(name) for name in properties}

@@ -1,17 +1,22 @@
-"""The streams of tap-snyk, declared: name, path, partition, keys."""
+"""The streams of tap-snyk, declared: name, path, partition, keys.
+
+Audit logs are read incrementally, one partition per org or group. The lookup streams
+(organizations, memberships, projects) give the UUIDs in the audit logs their names; they are
+read in full on every run and share the same partitions, client and failure handling.
+"""
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
 from tap_snyk.errors import SnykError, SnykRefusal
-from tap_snyk.records import EventIdentities, audit_record, parse_timestamp
+from tap_snyk.records import EventIdentities, audit_record, parse_timestamp, resource_record
 from tap_snyk.settings import rfc3339
 
 if TYPE_CHECKING:
@@ -19,36 +24,111 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_snyk.tap import TapSnyk
+
 SCHEMAS = SchemaDirectory(schemas)
 
 
-class AuditLogStream(SnykStream):
-    """Audit logs, one partition per org or group, read oldest first from each bookmark.
+class OrgDirectory:
+    """The orgs a run reads: the configured ones, then (with `discover_orgs`) their groups'.
+
+    A group's orgs are listed once per run, for every stream that needs them.
+    """
+
+    def __init__(self, tap: TapSnyk) -> None:
+        self._tap = tap
+        self._group_orgs: dict[str, list[dict[str, Any]]] = {}
+
+    def group_orgs(self, group_id: str) -> list[dict[str, Any]]:
+        """The orgs of a group, as the API describes them."""
+        if group_id not in self._group_orgs:
+            lister = GroupOrgsStream(tap=self._tap)
+            self._group_orgs[group_id] = list(lister.request_records({"group_id": group_id}))
+        return self._group_orgs[group_id]
+
+    @functools.cached_property
+    def discovered_ids(self) -> frozenset[str]:
+        """Orgs read only because `discover_orgs` found them in a group."""
+        settings = self._tap.settings
+        if not settings.discover_orgs:
+            return frozenset()
+        found = {org["id"] for group in settings.group_ids for org in self.group_orgs(group)}
+        return frozenset(found - set(settings.org_ids))
+
+    @functools.cached_property
+    def ids(self) -> list[str]:
+        """Configured orgs first, in the order given, then the discovered ones."""
+        return [*self._tap.settings.org_ids, *sorted(self.discovered_ids)]
+
+
+class ScopedStream(SnykStream):
+    """A stream read once per org or once per group, each a partition of its own."""
+
+    schema = StreamSchema(SCHEMAS)  # schemas/<stream name>.json
+    #: The context key naming a partition: "org_id" or "group_id".
+    partition_key: ClassVar[str]
+
+    @property
+    def tap(self) -> TapSnyk:
+        """The tap this stream belongs to."""
+        return cast("TapSnyk", self._tap)
+
+    @functools.cached_property
+    def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """One context per org or group; the orgs are listed once a run."""
+        ids = self.tap.orgs.ids if self.partition_key == "org_id" else self.settings.group_ids
+        return [{self.partition_key: partition_id} for partition_id in ids]
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The records of one partition; a failure delivers what was read, then says why."""
+        if not context or self.partition_key not in context:
+            # No org or group to read (the SDK syncs an empty partition list as one empty context).
+            self.logger.info(
+                "No %s configured or discovered for %s.", self.partition_key, self.name
+            )
+            return
+        try:
+            yield from self.records_from(self.request_records(context), context)
+        except SnykError as error:
+            if isinstance(error, SnykRefusal) and self.may_skip(context, error):
+                self.logger.warning("Skipped: %s", error)
+                return
+            # Every record read so far has been written: this state lets the next run resume
+            # right after them rather than at the last periodic STATE.
+            self.tap.state_writer.write_state(self.tap.state)
+            raise
+
+    def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
+        """The records of a partition's items."""
+        properties = self.schema["properties"]
+        for item in items:
+            yield {
+                **resource_record(item, properties),
+                self.partition_key: context[self.partition_key],
+            }
+
+    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
+        """Discovered orgs that refuse (403, or 404: gone) are skipped with a warning.
+
+        Unlike a configured id, a discovered org cannot be fixed in the settings, so it must not
+        stop the other orgs.
+        """
+        return (
+            refusal.status in (403, 404) and context.get("org_id") in self.tap.orgs.discovered_ids
+        )
+
+
+class AuditLogStream(ScopedStream):
+    """Audit logs, read oldest first from each partition's bookmark.
 
     Each run starts `lookback_hours` before the partition's bookmark to catch events that Snyk
     publishes late; `event_id` lets a keyed destination hold the re-read events once.
     """
 
-    schema = StreamSchema(SCHEMAS)  # schemas/<stream name>.json
     records_jsonpath = "$.data.items[*]"
     replication_key = "created"
     is_sorted = True
     primary_keys = ("event_id",)
-    #: The context key naming a partition: "org_id" or "group_id".
-    partition_key: ClassVar[str]
-
-    _partitions: list[dict[str, Any]] | None = None
-
-    @abc.abstractmethod
-    def partition_ids(self) -> Iterable[str]:
-        """The ids of the orgs or groups to read."""
-
-    @property
-    def partitions(self) -> list[dict[str, Any]]:
-        """One context per org or group, each with a bookmark of its own; listed once a run."""
-        if self._partitions is None:
-            self._partitions = [{self.partition_key: pid} for pid in self.partition_ids()]
-        return self._partitions
 
     def search_start(self, context: Context | None) -> datetime:
         """`from` of a partition's search: its bookmark less the lookback, not before start_date."""
@@ -76,33 +156,14 @@ class AuditLogStream(SnykStream):
             params["exclude_events"] = ",".join(settings.exclude_events)
         return params
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
         """Records with the partition's id and a stable `event_id`."""
-        if not context or self.partition_key not in context:
-            # No org or group to read (the SDK syncs an empty partition list as one empty context).
-            self.logger.info(
-                "No %s configured or discovered for %s.", self.partition_key, self.name
-            )
-            return
         partition = {self.partition_key: context[self.partition_key]}
         identities = EventIdentities()
-        try:
-            for item in self.request_records(context):
-                record = audit_record(item, partition)
-                record["event_id"] = identities.event_id(record)
-                yield record
-        except SnykError as error:
-            if isinstance(error, SnykRefusal) and self.may_skip(context, error):
-                self.logger.warning("Skipped: %s", error)
-                return
-            # Every record read so far has been written: this state lets the next run resume
-            # right after them rather than at the last periodic STATE.
-            self._tap.state_writer.write_state(self._tap.state)
-            raise
-
-    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
-        """Whether a refused partition may be passed over, with a warning, instead of failing."""
-        return False
+        for item in items:
+            record = audit_record(item, partition)
+            record["event_id"] = identities.event_id(record)
+            yield record
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
@@ -115,24 +176,101 @@ class AuditLogStream(SnykStream):
         super()._increment_stream_state(latest_record, context=context)
 
 
+class OrgAuditLogsStream(AuditLogStream):
+    """Audit logs of organizations: the configured ones and, with `discover_orgs`, their groups'."""
+
+    name = "org_audit_logs"
+    path = "/orgs/{org_id}/audit_logs/search"
+    partition_key = "org_id"
+    subject = "organization {org_id}"
+    required_permission = "org.audit_log.read"
+
+
+class GroupAuditLogsStream(AuditLogStream):
+    """Audit logs of groups."""
+
+    name = "group_audit_logs"
+    path = "/groups/{group_id}/audit_logs/search"
+    partition_key = "group_id"
+    subject = "group {group_id}"
+    required_permission = "group.audit.read"
+
+
+class LookupStream(ScopedStream):
+    """A JSON:API list read in full each run, one record per resource."""
+
+    primary_keys = ("id",)
+    page_limit: ClassVar[int | None] = 100
+
+
+class GroupMembershipsStream(LookupStream):
+    """Who is in each group, with which role: names and emails for the audit logs' user ids."""
+
+    name = "group_memberships"
+    path = "/groups/{group_id}/memberships"
+    partition_key = "group_id"
+    subject = "group {group_id}"
+    required_permission = "group membership read (group admin or a group service account)"
+
+
+class OrgMembershipsStream(LookupStream):
+    """Who is in each org, with which role."""
+
+    name = "org_memberships"
+    path = "/orgs/{org_id}/memberships"
+    partition_key = "org_id"
+    subject = "organization {org_id}"
+    required_permission = "org membership read (org admin or an org service account)"
+
+
+class ProjectsStream(LookupStream):
+    """The projects of each org: names and types for the audit logs' project ids."""
+
+    name = "projects"
+    path = "/orgs/{org_id}/projects"
+    partition_key = "org_id"
+    subject = "organization {org_id}"
+    required_permission = "org.project.read"
+
+
+class OrganizationsStream(LookupStream):
+    """Every configured org and every org of the configured groups, with names and slugs."""
+
+    name = "organizations"
+    path = "/orgs/{org_id}"
+    records_jsonpath = "$.data"
+    page_limit = None  # one org per request
+    partition_key = "org_id"
+    subject = "organization {org_id}"
+    required_permission = "org membership (to read the organization)"
+
+    @property
+    def partitions(self) -> None:  # type: ignore[override]
+        """None: the groups' orgs come from their listings, the other orgs one by one."""
+        return None
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The groups' orgs from their listings, then each configured org not among them."""
+        properties = self.schema["properties"]
+        listed: set[str] = set()
+        for group_id in self.settings.group_ids:
+            for org in self.tap.orgs.group_orgs(group_id):
+                listed.add(org["id"])
+                yield resource_record(org, properties)
+        for org_id in self.settings.org_ids:
+            if org_id not in listed:
+                yield from super().get_records({"org_id": org_id})
+
+
 class GroupOrgsStream(SnykStream):
-    """The orgs of a group, listed at run start when `discover_orgs` is on."""
+    """The orgs of a group: the listing behind `discover_orgs` and `organizations`."""
 
     name = "group_orgs"
     path = "/groups/{group_id}/orgs"
-    primary_keys = ("id",)
-    schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"id": {"type": "string"}},
-    }
+    schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
+    page_limit = 100
     subject = "group {group_id}"
     required_permission = "group membership (to list the group's organizations)"
-
-    def get_url_params(
-        self, context: Context | None, next_page_token: str | None
-    ) -> dict[str, Any]:
-        """Pages as large as Snyk allows."""
-        return {**super().get_url_params(context, next_page_token), "limit": 100}
 
 
 class SelfStream(SnykStream):
@@ -146,47 +284,3 @@ class SelfStream(SnykStream):
         "properties": {"id": {"type": "string"}, "attributes": {"type": "object"}},
     }
     subject = "the API token"
-
-
-class OrgAuditLogsStream(AuditLogStream):
-    """Audit logs of organizations: the configured ones and, with `discover_orgs`, their groups'."""
-
-    name = "org_audit_logs"
-    path = "/orgs/{org_id}/audit_logs/search"
-    partition_key = "org_id"
-    subject = "organization {org_id}"
-    required_permission = "org.audit_log.read"
-
-    _discovered: frozenset[str] = frozenset()
-
-    def partition_ids(self) -> Iterable[str]:
-        """Configured orgs first, then the orgs of each group when `discover_orgs` is on."""
-        discovered: list[str] = []
-        if self.settings.discover_orgs:
-            lister = GroupOrgsStream(tap=self._tap)
-            for group_id in self.settings.group_ids:
-                discovered += [org["id"] for org in lister.request_records({"group_id": group_id})]
-        self._discovered = frozenset(discovered) - set(self.settings.org_ids)
-        return dict.fromkeys([*self.settings.org_ids, *discovered])
-
-    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
-        """Discovered orgs that refuse (403, or 404: gone) are skipped with a warning.
-
-        Unlike a configured id, a discovered org cannot be fixed in the settings, so it must not
-        stop the other orgs.
-        """
-        return refusal.status in (403, 404) and context["org_id"] in self._discovered
-
-
-class GroupAuditLogsStream(AuditLogStream):
-    """Audit logs of groups."""
-
-    name = "group_audit_logs"
-    path = "/groups/{group_id}/audit_logs/search"
-    partition_key = "group_id"
-    subject = "group {group_id}"
-    required_permission = "group.audit.read"
-
-    def partition_ids(self) -> Iterable[str]:
-        """The configured groups."""
-        return self.settings.group_ids

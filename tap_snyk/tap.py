@@ -18,7 +18,15 @@ from tap_snyk.check import check_connection
 from tap_snyk.errors import SnykError
 from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
-from tap_snyk.streams import GroupAuditLogsStream, OrgAuditLogsStream
+from tap_snyk.streams import (
+    GroupAuditLogsStream,
+    GroupMembershipsStream,
+    OrganizationsStream,
+    OrgAuditLogsStream,
+    OrgDirectory,
+    OrgMembershipsStream,
+    ProjectsStream,
+)
 
 
 class TapSnyk(Tap):
@@ -174,9 +182,24 @@ class TapSnyk(Tap):
         """One limit for every request of the run: Snyk counts requests per token."""
         return RequestRateLimiter(self.settings.max_requests_per_minute)
 
+    @functools.cached_property
+    def orgs(self) -> OrgDirectory:
+        """The orgs this run reads, shared by every stream that reads per org."""
+        return OrgDirectory(self)
+
     def discover_streams(self) -> list[Stream]:
-        """The audit-log streams of orgs and of groups."""
-        return [OrgAuditLogsStream(tap=self), GroupAuditLogsStream(tap=self)]
+        """The audit-log streams, then the lookups that give their ids names."""
+        return [
+            stream(tap=self)
+            for stream in (
+                OrgAuditLogsStream,
+                GroupAuditLogsStream,
+                OrganizationsStream,
+                GroupMembershipsStream,
+                OrgMembershipsStream,
+                ProjectsStream,
+            )
+        ]
 
     def report_connection_check(self) -> bool:
         """Check the token and read access to every org and group, one line each, no records."""

@@ -58,13 +58,17 @@ class TapRun:
         return self.states[-1]
 
 
-def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> TapRun:
-    """Run the tap in this process, as `tap-snyk --config … --state …` would, and parse stdout."""
+def run_tap(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> TapRun:
+    """Run the tap in this process, as `tap-snyk --config … --state … --catalog …` would."""
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     exit_code, error = 0, None
     with contextlib.redirect_stdout(stdout):
         try:
-            TapSnyk(config=config, state=state, parse_env_config=False).sync_all()
+            TapSnyk(config=config, state=state, catalog=catalog, parse_env_config=False).sync_all()
         except SnykError as failure:  # what `tap-snyk` reports in one line, exiting 1
             exit_code, error = 1, str(failure)
     stdout.flush()
@@ -78,3 +82,4 @@ def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | 
         if partition["context"] == {key: value}:
             return partition.get("replication_key_value")
     return None
+

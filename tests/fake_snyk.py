@@ -2,9 +2,11 @@
 
 What lives here:
 - `FakeSnyk`: the server. It answers the org and group audit-log searches (contract 2024-04-29),
-  the orgs of a group and `/self`, holds the data tests give it, records every request it
-  receives, and serves injected faults (`Fault`) before normal handling.
-- `make_events` and `uuid_for`: deterministic, deliberately awkward audit-log events and ids.
+  the orgs of a group, one org, the memberships of an org or a group, the projects of an org and
+  `/self`, holds the data tests give it, records every request it receives, and serves injected
+  faults (`Fault`) before normal handling.
+- `make_events` and `uuid_for`: deterministic, deliberately awkward audit-log events and ids;
+  `make_members` and `make_projects`: the users and projects those events name.
 - `main`: `python -m tests.fake_snyk` seeds demo data and serves it, or runs a command against it.
 
 The fake reproduces what clients observed on the live service, not only what the contract
@@ -55,8 +57,12 @@ _RFC3339 = re.compile(
 )
 _AUDIT_SEARCH = re.compile(r"^/rest/(?P<kind>orgs|groups)/(?P<id>[^/]+)/audit_logs/search$")
 _GROUP_ORGS = re.compile(r"^/rest/groups/(?P<id>[^/]+)/orgs$")
+_ORG = re.compile(r"^/rest/orgs/(?P<id>[^/]+)$")
+_MEMBERSHIPS = re.compile(r"^/rest/(?P<kind>orgs|groups)/(?P<id>[^/]+)/memberships$")
+_ORG_PROJECTS = re.compile(r"^/rest/orgs/(?P<id>[^/]+)/projects$")
 # The version each endpoint serves, for the snyk-version-served header the contract declares.
 _SERVED_AUDIT, _SERVED_ORGS, _SERVED_SELF = "2024-04-29", "2024-02-28", "2024-04-22"
+_SERVED_MEMBERSHIPS, _SERVED_PROJECTS = "2024-08-25", "2024-05-31"
 
 
 def uuid_for(name: str) -> str:
@@ -167,22 +173,159 @@ class _StoredEvent:
     item: dict[str, Any]
 
 
+_MEMBER_KEYS = frozenset(
+    {"user_id", "name", "username", "email", "login_method", "role", "created_at"}
+)
+_DEFAULT_ROLES = {"org": "Org Collaborator", "group": "Group Member"}
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One user's membership of an org or a group."""
+
+    user_id: str
+    name: str
+    username: str
+    email: str
+    role: str
+    login_method: str | None  # None: left out, as for a service account
+    created_at: str
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any], level: str) -> _Member:
+        _check_keys(spec, "user_id", _MEMBER_KEYS, "a member")
+        user_id = str(spec["user_id"])
+        short = user_id[:8]
+        return cls(
+            user_id=user_id,
+            name=spec.get("name", f"User {short}"),
+            username=spec.get("username", f"user-{short}"),
+            email=spec.get("email", f"user-{short}@example.com"),
+            role=spec.get("role", _DEFAULT_ROLES[level]),
+            login_method=spec.get("login_method", "saml"),
+            created_at=spec.get("created_at", "2023-02-01T09:00:00Z"),
+        )
+
+    def resource(self, level: str, scope_id: str, scope_name: str) -> dict[str, Any]:
+        """The membership as listed under /orgs/{id}/memberships or /groups/{id}/memberships."""
+        user: dict[str, Any] = {"name": self.name, "username": self.username, "email": self.email}
+        if self.login_method is not None:
+            user["login_method"] = self.login_method
+        return {
+            "id": uuid_for(f"{level}-membership/{scope_id}/{self.user_id}"),
+            "type": f"{level}_membership",
+            "attributes": {"created_at": self.created_at},
+            "relationships": {
+                level: {
+                    "data": {"id": scope_id, "type": level, "attributes": {"name": scope_name}}
+                },
+                "role": {
+                    "data": {
+                        "id": uuid_for(f"{level}-role/{self.role}"),
+                        "type": f"{level}_role",
+                        "attributes": {"name": self.role},
+                    }
+                },
+                "user": {"data": {"id": self.user_id, "type": "user", "attributes": user}},
+            },
+        }
+
+
+_PROJECT_ATTRIBUTES = (
+    "name",
+    "type",
+    "origin",
+    "status",
+    "target_reference",
+    "target_file",
+    "target_runtime",
+    "created",
+    "business_criticality",
+    "environment",
+    "lifecycle",
+    "tags",
+    "read_only",
+    "settings",
+    "build_args",
+)
+_PROJECT_KEYS = frozenset({"id", "target_id", "importer_id", *_PROJECT_ATTRIBUTES})
+
+
+def _project_resource(org_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A project as /orgs/{id}/projects lists it; attributes given as None are left out."""
+    _check_keys(spec, "id", _PROJECT_KEYS, "a project")
+    given = json.loads(json.dumps(spec))  # a copy: later changes by the test do not leak in
+    project_id = str(given["id"])
+    short = project_id[:8]
+    attributes: dict[str, Any] = {
+        "name": f"example/repo-{short}:package.json",
+        "type": "npm",
+        "origin": "cli",
+        "status": "active",
+        "target_reference": "main",
+        "target_file": "package.json",
+        "created": "2023-06-01T10:00:00.000Z",
+        "business_criticality": [],
+        "environment": [],
+        "lifecycle": [],
+        "tags": [],
+        "read_only": False,
+        "settings": {"recurring_tests": {"frequency": "daily"}, "pull_requests": {}},
+    }
+    attributes.update((k, v) for k, v in given.items() if k in _PROJECT_ATTRIBUTES)
+    target_id = given.get("target_id") or uuid_for(f"{org_id}/target/{project_id}")
+    relationships: dict[str, Any] = {
+        "organization": _relationship("org", org_id, f"/orgs/{org_id}"),
+        "target": _relationship("target", target_id, f"/orgs/{org_id}/targets/{target_id}"),
+    }
+    importer_id = given.get("importer_id")
+    if importer_id is not None:
+        relationships["importer"] = _relationship(
+            "user", importer_id, f"/orgs/{org_id}/users/{importer_id}"
+        )
+    return {
+        "id": project_id,
+        "type": "project",
+        "attributes": {k: v for k, v in attributes.items() if v is not None},
+        "relationships": relationships,
+    }
+
+
+def _relationship(kind: str, resource_id: str, related: str) -> dict[str, Any]:
+    # The contract's Relationship requires both data and links.
+    return {"data": {"id": resource_id, "type": kind}, "links": {"related": related}}
+
+
+def _check_keys(spec: Mapping[str, Any], required: str, allowed: frozenset[str], what: str) -> None:
+    # A misspelt key would otherwise be ignored silently and leave a default in its place.
+    if required not in spec:
+        raise ValueError(f"{what} needs {required!r}: {spec!r}")
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ValueError(f"{what} has unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
 @dataclass
 class _Org:
     id: str
     name: str
     slug: str
     group_id: str | None = None
+    access_requests_enabled: bool = False
     created_at: str = "2023-01-10T09:00:00Z"
     updated_at: str = "2024-03-01T12:00:00Z"
     events: list[_StoredEvent] = field(default_factory=list)
+    members: dict[str, _Member] = field(default_factory=dict)  # by user id
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # resources by id
 
     def resource(self) -> dict[str, Any]:
         attributes: dict[str, Any] = {"name": self.name, "slug": self.slug}
         if self.group_id is not None:
+            # The contract's group_id is a string, never null: a personal org has none.
             attributes["group_id"] = self.group_id
         attributes.update(
             is_personal=self.group_id is None,
+            access_requests_enabled=self.access_requests_enabled,
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
@@ -192,8 +335,10 @@ class _Org:
 @dataclass
 class _Group:
     id: str
+    name: str
     org_ids: list[str] = field(default_factory=list)
     events: list[_StoredEvent] = field(default_factory=list)
+    members: dict[str, _Member] = field(default_factory=dict)  # by user id
 
 
 @dataclass
@@ -267,6 +412,14 @@ def _int_param(params: Mapping[str, str], name: str, default: int, low: int, hig
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise _ApiError(400, f"{name} must be an integer from {low} to {high}, got {raw!r}", name)
     return int(raw)
+
+
+def _limit_param(params: Mapping[str, str]) -> int:
+    """The `limit` of Snyk's cursor-paged listings: 10 to 100 in steps of 10, default 10."""
+    limit = _int_param(params, "limit", 10, 10, 100)
+    if limit % 10:
+        raise _ApiError(400, f"limit must be a multiple of 10, got {limit}", "limit")
+    return limit
 
 
 def _time_param(params: Mapping[str, str], name: str) -> datetime | None:
@@ -456,14 +609,70 @@ class FakeSnyk:
             for given in orgs:
                 spec: Mapping[str, Any] = {"id": given} if isinstance(given, str) else given
                 org = self._org(str(spec["id"]))
-                for name in ("name", "slug", "created_at", "updated_at"):
-                    if name in spec:
-                        setattr(org, name, spec[name])
-                if "name" in spec and "slug" not in spec:
-                    org.slug = re.sub(r"[^a-z0-9]+", "-", org.name.lower()).strip("-")
+                self._describe(org, spec)
                 org.group_id = group_id
                 if org.id not in group.org_ids:
                     group.org_ids.append(org.id)
+
+    def add_org(
+        self,
+        org_id: str,
+        *,
+        name: str | None = None,
+        slug: str | None = None,
+        access_requests_enabled: bool | None = None,
+        created_at: str | None = None,
+        updated_at: str | None = None,
+    ) -> None:
+        """Create an org or change what /orgs/{org_id} says of it; None keeps the current value.
+
+        Without a name an org is "Org <first 8 characters of its id>"; a name without a slug
+        gets a slug made from the name.
+        """
+        given = {
+            "name": name,
+            "slug": slug,
+            "access_requests_enabled": access_requests_enabled,
+            "created_at": created_at,
+            "updated_at": updated_at,
+        }
+        with self._lock:
+            self._describe(self._org(org_id), {k: v for k, v in given.items() if v is not None})
+
+    def add_group(self, group_id: str, *, name: str | None = None) -> None:
+        """Create a group or rename it (memberships name their group; default "Group <id[:8]>")."""
+        with self._lock:
+            group = self._group(group_id)
+            if name is not None:
+                group.name = name
+
+    def add_group_members(self, group_id: str, members: Iterable[Mapping[str, Any]]) -> None:
+        """Add members to a group (creating it); a user added again is replaced.
+
+        Each member is a dict with "user_id" and optionally name, username, email, login_method
+        (None leaves it out), role (default "Group Member") and created_at.
+        """
+        parsed = [_Member.parse(spec, "group") for spec in members]
+        with self._lock:
+            self._group(group_id).members.update((m.user_id, m) for m in parsed)
+
+    def add_org_members(self, org_id: str, members: Iterable[Mapping[str, Any]]) -> None:
+        """Add members to an org (creating it); as `add_group_members`, role "Org Collaborator"."""
+        parsed = [_Member.parse(spec, "org") for spec in members]
+        with self._lock:
+            self._org(org_id).members.update((m.user_id, m) for m in parsed)
+
+    def add_org_projects(self, org_id: str, projects: Iterable[Mapping[str, Any]]) -> None:
+        """Add projects to an org (creating it); a project added again is replaced.
+
+        Each project is a dict with "id" and optionally any ProjectAttributes of the contract
+        (name, type, origin, status, target_reference, target_file, target_runtime, created,
+        business_criticality, environment, lifecycle, tags, read_only, settings, build_args;
+        None leaves one out), "target_id" and "importer_id" (a user id; without it, no importer).
+        """
+        resources = [_project_resource(org_id, spec) for spec in projects]
+        with self._lock:
+            self._org(org_id).projects.update((r["id"], r) for r in resources)
 
     def reset_requests(self) -> None:
         """Forget the requests received so far."""
@@ -477,7 +686,17 @@ class FakeSnyk:
         return self._orgs[org_id]
 
     def _group(self, group_id: str) -> _Group:
-        return self._groups.setdefault(group_id, _Group(group_id))
+        if group_id not in self._groups:
+            self._groups[group_id] = _Group(group_id, name=f"Group {group_id[:8]}")
+        return self._groups[group_id]
+
+    @staticmethod
+    def _describe(org: _Org, spec: Mapping[str, Any]) -> None:
+        for name in ("name", "slug", "access_requests_enabled", "created_at", "updated_at"):
+            if name in spec:
+                setattr(org, name, spec[name])
+        if "name" in spec and "slug" not in spec:
+            org.slug = re.sub(r"[^a-z0-9]+", "-", org.name.lower()).strip("-")
 
     def _stored(self, events: Iterable[Mapping[str, Any]]) -> list[_StoredEvent]:
         stored = []
@@ -534,6 +753,12 @@ class FakeSnyk:
                 return self._audit_log_search(match["kind"], match["id"], call)
             if (match := _GROUP_ORGS.match(split.path)) and method == "GET":
                 return self._orgs_in_group(match["id"], call)
+            if (match := _MEMBERSHIPS.match(split.path)) and method == "GET":
+                return self._memberships(match["kind"], match["id"], call)
+            if (match := _ORG_PROJECTS.match(split.path)) and method == "GET":
+                return self._projects(match["id"], call)
+            if (match := _ORG.match(split.path)) and method == "GET":
+                return self._organization(match["id"], call)
             if split.path == "/rest/self" and method == "GET":
                 return self._self(call)
             raise _ApiError(404, f"{method} {split.path} is not an endpoint of this API")
@@ -588,9 +813,7 @@ class FakeSnyk:
 
     def _orgs_in_group(self, group_id: str, call: _Call) -> _Response:
         version = _require_version(call.params)
-        limit = _int_param(call.params, "limit", 10, 10, 100)
-        if limit % 10:
-            raise _ApiError(400, f"limit must be a multiple of 10, got {limit}", "limit")
+        limit = _limit_param(call.params)
         with self._lock:
             group = self._groups.get(group_id)
             self._check_access(
@@ -600,12 +823,55 @@ class FakeSnyk:
             resources = [
                 org.resource() for org in sorted(orgs, key=lambda o: (o.name.lower(), o.id))
             ]
+        return self._listing(call, resources, limit, _version_headers(version, _SERVED_ORGS))
+
+    def _organization(self, org_id: str, call: _Call) -> _Response:
+        version = _require_version(call.params)
+        with self._lock:
+            org = self._orgs.get(org_id)
+            self._check_access("org", org_id, org is not None, "org.read")
+            resource = org.resource() if org is not None else {}
+        document = {"data": resource, "jsonapi": JSONAPI, "links": {"self": call.target}}
+        return _json_response(200, document, _version_headers(version, _SERVED_ORGS))
+
+    def _memberships(self, kind: str, scope_id: str, call: _Call) -> _Response:
+        version = _require_version(call.params)
+        limit = _limit_param(call.params)
+        level = kind[:-1]  # "org" or "group"
+        with self._lock:
+            scopes: Mapping[str, _Org | _Group] = self._orgs if kind == "orgs" else self._groups
+            scope = scopes.get(scope_id)
+            self._check_access(level, scope_id, scope is not None, f"{level}.membership.read")
+            members = list(scope.members.values()) if scope is not None else []
+            name = scope.name if scope is not None else ""
+        resources = [member.resource(level, scope_id, name) for member in members]
+        return self._listing(call, resources, limit, _version_headers(version, _SERVED_MEMBERSHIPS))
+
+    def _projects(self, org_id: str, call: _Call) -> _Response:
+        version = _require_version(call.params)
+        limit = _limit_param(call.params)
+        with self._lock:
+            org = self._orgs.get(org_id)
+            self._check_access("org", org_id, org is not None, "org.project.read")
+            resources = list(org.projects.values()) if org is not None else []
+        return self._listing(call, resources, limit, _version_headers(version, _SERVED_PROJECTS))
+
+    def _listing(
+        self,
+        call: _Call,
+        resources: Sequence[dict[str, Any]],
+        limit: int,
+        headers: Mapping[str, str],
+    ) -> _Response:
+        """One page of a cursor-paged listing (`limit`, `starting_after`); links.self always."""
         offset = _decode_cursor(call.params, "starting_after")
-        more = offset + limit < len(resources)
+        page = list(resources[offset : offset + limit])
+        full_last_page = self.empty_last_page and len(page) == limit
+        more = offset + limit < len(resources) or full_last_page
         links = {"self": self._styled(call.target)}
         links.update(self._paging_links(call, "starting_after", offset + limit if more else None))
-        document = {"data": resources[offset : offset + limit], "jsonapi": JSONAPI, "links": links}
-        return _json_response(200, document, _version_headers(version, _SERVED_ORGS))
+        document = {"data": page, "jsonapi": JSONAPI, "links": links}
+        return _json_response(200, document, headers)
 
     def _self(self, call: _Call) -> _Response:
         version = _require_version(call.params)
@@ -938,7 +1204,138 @@ def make_events(
     return items
 
 
+# The users of make_events: (name, username, email, login_method); the same user everywhere.
+_USERS = (
+    ("Ada Lovelace", "ada.lovelace", "ada.lovelace@example.com", "saml"),
+    ("Grace Hopper", "ghopper", "grace.hopper@example.com", "github"),
+    ("José Müller", "jose.muller", "jose.muller@example.com", "google"),
+    # Service-account-like: a bot, no login method.
+    ("CI Service Account", "snyk-ci-bot", "snyk-ci-bot@service.example.com", None),
+)
+_ROLES = {  # level: (admin, member, the service account's)
+    "org": ("Org Admin", "Org Collaborator", "Org Collaborator"),
+    "group": ("Group Admin", "Group Member", "Group Viewer"),
+}
+
+
+def make_members(scope_id: str, *, seed: int = 0, level: str = "org") -> list[dict[str, Any]]:
+    """Return the four users of `make_events` (user-0..user-3) as members of an org or a group.
+
+    For `add_org_members` (level "org": roles Org Admin / Org Collaborator) or
+    `add_group_members` (level "group": Group Admin / Group Member / Group Viewer). A user has
+    the same name, username and email in every scope; roles and join dates vary with the scope
+    and the seed, with at least one admin and one non-admin. user-3 is a service account
+    without a login method.
+    """
+    if level not in _ROLES:
+        raise ValueError(f"level must be 'org' or 'group', got {level!r}")
+    admin, member, service = _ROLES[level]
+    rng = random.Random(f"{scope_id}/{seed}")
+    first_admin = rng.randrange(3)
+    joined = datetime(2023, 1, 2, 9, tzinfo=timezone.utc)
+    members = []
+    for k, (name, username, email, login_method) in enumerate(_USERS):
+        role = service if login_method is None else member
+        if k == first_admin or (k != 3 and k != (first_admin + 1) % 3 and rng.random() < 0.5):
+            role = admin
+        joined += timedelta(days=rng.randint(1, 120), seconds=rng.randint(0, 86399))
+        members.append(
+            {
+                "user_id": uuid_for(f"user-{k}"),
+                "name": name,
+                "username": username,
+                "email": email,
+                "login_method": login_method,
+                "role": role,
+                "created_at": joined.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+    return members
+
+
+# The projects of make_events, project-0..project-4: (repository, type, target file, origin).
+_PROJECTS = (
+    ("web-shop", "npm", "package.json", "github"),
+    ("payments-api", "maven", "pom.xml", "github"),
+    ("ml-pipeline", "pip", "requirements.txt", "cli"),
+    ("web-shop", "sast", "", "github"),  # code analysis scans the whole repository
+    ("payments-api", "dockerfile", "Dockerfile", "github"),
+)
+
+
+def make_projects(org_id: str, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Return the five projects `make_events` names in an org's log, for `add_org_projects`.
+
+    Realistic names ("acme/web-shop:package.json"), types npm, maven, pip, sast, dockerfile,
+    origins github and cli, creation times, tags (one with a non-ASCII value), business
+    attributes, settings, the target and the importing user (the CLI project: the service
+    account). The repository owner, dates, tags and settings vary with the seed.
+    """
+    rng = random.Random(f"{org_id}/{seed}")
+    owner = rng.choice(["acme", "globex", "initech"])
+    created = datetime(2023, 3, 1, 8, tzinfo=timezone.utc)
+    projects = []
+    for k, (repo, kind, target_file, origin) in enumerate(_PROJECTS):
+        created += timedelta(days=rng.randint(1, 60), milliseconds=rng.randint(0, 86_399_999))
+        from_github = origin == "github"
+        name = f"{owner}/{repo}" if from_github else repo
+        if target_file:
+            name += f":{target_file}"
+        pull_requests: dict[str, Any] = {}  # CLI projects get no pull requests: inherited
+        if from_github:
+            pull_requests = {
+                "is_enabled": True,
+                "fail_only_for_issues_with_fix": rng.random() < 0.5,
+                "policy": rng.choice(["all", "only_new"]),
+                "severity_threshold": rng.choice(["medium", "high", "critical"]),
+            }
+        settings: dict[str, Any] = {
+            "recurring_tests": {
+                "frequency": rng.choice(["daily", "weekly"]) if from_github else "never"
+            },
+            "pull_requests": pull_requests,
+        }
+        if kind == "npm":
+            settings["auto_dependency_upgrade"] = {
+                "is_enabled": True,
+                "ignored_dependencies": ["typescript"],
+                "limit": rng.randint(1, 10),
+            }
+        tags = [{"key": "team", "value": "payments" if "payments" in repo else "storefront"}]
+        if rng.random() < 0.5:
+            tags.append({"key": "owner", "value": "sécurité"})
+        projects.append(
+            {
+                "id": uuid_for(f"{org_id}/project-{k}"),
+                "name": name,
+                "type": kind,
+                "origin": origin,
+                "status": "inactive" if k == 4 else "active",
+                "target_reference": "main" if from_github else "release/2024.05",
+                "target_file": target_file,
+                "created": format_created(created),
+                "business_criticality": [rng.choice(["critical", "high", "medium", "low"])],
+                "environment": ["backend", "external"] if "api" in repo else ["frontend"],
+                "lifecycle": ["production"] if k != 2 else ["development"],
+                "tags": tags,
+                "read_only": False,
+                "settings": settings,
+                "target_id": uuid_for(f"{org_id}/target/{owner}/{repo}"),
+                "importer_id": uuid_for("user-3" if origin == "cli" else f"user-{k % 3}"),
+            }
+        )
+    return projects
+
+
 # -- demo -------------------------------------------------------------------------------------
+
+_DEMO_GROUP_NAMES = ("Acme Corp", "Globex", "Initech")
+_DEMO_ORG_NAMES = ("Payments", "Storefront", "Data Platform", "Mobile", "Security Tools")
+
+
+def _demo_name(names: Sequence[str], index: int) -> str:
+    name = names[index % len(names)]
+    return name if index < len(names) else f"{name} {index // len(names) + 1}"
 
 
 def seed_demo_data(
@@ -951,25 +1348,28 @@ def seed_demo_data(
 ) -> tuple[list[str], list[str]]:
     """Fill `api` with demo data; return (org_ids, group_ids).
 
-    Orgs are spread over the groups; every org and every group gets `events` events spanning
-    the past three days, well inside a default 90-day start date.
+    Orgs, with readable names, are spread over the groups; every org and every group gets
+    `events` events spanning the past three days, well inside a default 90-day start date, and
+    the members those events name; every org gets the projects its events name.
     """
     group_ids = [uuid_for(f"demo-group-{g}") for g in range(groups)]
     org_ids = [uuid_for(f"demo-org-{o}") for o in range(orgs)]
     start = now - timedelta(days=3)
     step_ms = max(1, int(timedelta(days=2.5) / timedelta(milliseconds=1) / max(1, events / 2)))
     for g, group_id in enumerate(group_ids):
-        members = [
-            {"id": org_id, "name": f"Demo Org {o + 1}", "slug": f"demo-org-{o + 1}"}
-            for o, org_id in enumerate(org_ids)
-            if o % groups == g
-        ]
-        api.add_group_orgs(group_id, members)
+        api.add_group(group_id, name=_demo_name(_DEMO_GROUP_NAMES, g))
+        api.add_group_orgs(
+            group_id, [org_id for o, org_id in enumerate(org_ids) if o % groups == g]
+        )
+        api.add_group_members(group_id, make_members(group_id, seed=g, level="group"))
         api.add_group_events(
             group_id,
             make_events(events, start=start, group_id=group_id, seed=1000 + g, step_ms=step_ms),
         )
     for o, org_id in enumerate(org_ids):
+        api.add_org(org_id, name=_demo_name(_DEMO_ORG_NAMES, o))
+        api.add_org_members(org_id, make_members(org_id, seed=o))
+        api.add_org_projects(org_id, make_projects(org_id, seed=o))
         parent = group_ids[o % groups] if groups else None
         api.add_org_events(
             org_id,

@@ -15,7 +15,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
+from tests.fake_snyk import (
+    FakeSnyk,
+    Fault,
+    make_events,
+    make_members,
+    make_projects,
+    seed_demo_data,
+    uuid_for,
+)
 
 VERSION = "2024-10-15"
 ORG = uuid_for("org-a")
@@ -369,3 +377,265 @@ def test_module_runs_a_command_against_seeded_data():
     )
     assert "TAP_SNYK_GROUP_IDS=[" in done.stderr
     assert 20 <= done.returncode <= 30  # the org's events except api.access, as exit code
+
+
+# -- orgs, memberships and projects -------------------------------------------------------------
+
+
+def get(api: FakeSnyk, path: str, params: dict | None = None) -> requests.Response:
+    """One GET under /rest with the version added."""
+    query = {"version": VERSION, **(params or {})}
+    return requests.get(f"{api.url}/rest{path}", params=query, headers=AUTH, timeout=5)
+
+
+def walk(api: FakeSnyk, path: str, params: dict | None = None) -> list[dict]:
+    """Every page of a listing, following links.next as given."""
+    first = get(api, path, params)
+    assert first.status_code == 200, first.text
+    pages = [first.json()]
+    while "next" in pages[-1]["links"]:
+        response = requests.get(api.url + pages[-1]["links"]["next"], headers=AUTH, timeout=5)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+    return pages
+
+
+def add_members(api: FakeSnyk, level: str, scope_id: str, members: list[dict]) -> None:
+    if level == "org":
+        api.add_org_members(scope_id, members)
+    else:
+        api.add_group_members(scope_id, members)
+
+
+SCOPES = [("org", ORG), ("group", GROUP)]
+
+
+@pytest.mark.parametrize(("level", "scope_id"), SCOPES)
+def test_memberships_come_in_pages_of_limit_linked_by_next_until_the_last(api, level, scope_id):
+    users = [uuid_for(f"member-{n}") for n in range(25)]
+    add_members(api, level, scope_id, [{"user_id": user} for user in users])
+    path = f"/{level}s/{scope_id}/memberships"
+    pages = walk(api, path, {"limit": "10"})
+    assert [len(page["data"]) for page in pages] == [10, 10, 5]
+    listed = [m["relationships"]["user"]["data"]["id"] for page in pages for m in page["data"]]
+    assert listed == users
+    for page in pages[:-1]:
+        link = page["links"]["next"]
+        assert link.startswith(f"/rest{path}?")
+        query = parse_qs(urlsplit(link).query)
+        assert {k: len(v) for k, v in query.items()} == {
+            "version": 1,
+            "limit": 1,
+            "starting_after": 1,
+        }
+        assert query["limit"] == ["10"]
+
+
+@pytest.mark.parametrize(("level", "scope_id"), SCOPES)
+def test_a_membership_has_the_contracts_shape(api, level, scope_id):
+    if level == "group":
+        api.add_group(scope_id, name="Acme Corp")
+    else:
+        api.add_org(scope_id, name="Acme Corp")
+    user = uuid_for("user-0")
+    add_members(
+        api,
+        level,
+        scope_id,
+        [{"user_id": user, "name": "Ada", "username": "ada", "email": "ada@example.com"}],
+    )
+    [membership] = get(api, f"/{level}s/{scope_id}/memberships").json()["data"]
+    assert membership["type"] == f"{level}_membership"
+    assert set(membership["attributes"]) == {"created_at"}
+    relationships = membership["relationships"]
+    assert set(relationships) == {level, "role", "user"}
+    assert relationships[level]["data"] == {
+        "id": scope_id,
+        "type": level,
+        "attributes": {"name": "Acme Corp"},
+    }
+    role = relationships["role"]["data"]
+    assert role["type"] == f"{level}_role"
+    assert role["attributes"] == {"name": "Org Collaborator" if level == "org" else "Group Member"}
+    assert relationships["user"]["data"] == {
+        "id": user,
+        "type": "user",
+        "attributes": {
+            "name": "Ada",
+            "username": "ada",
+            "email": "ada@example.com",
+            "login_method": "saml",
+        },
+    }
+
+
+def test_projects_come_in_pages_of_limit_and_default_to_ten(api):
+    projects = [{"id": uuid_for(f"project-{n}"), "name": f"repo-{n}"} for n in range(23)]
+    api.add_org_projects(ORG, projects)
+    assert [len(page["data"]) for page in walk(api, f"/orgs/{ORG}/projects")] == [10, 10, 3]
+    pages = walk(api, f"/orgs/{ORG}/projects", {"limit": "20"})
+    assert [len(page["data"]) for page in pages] == [20, 3]
+    assert pages[0]["links"]["next"].startswith(f"/rest/orgs/{ORG}/projects?")
+    assert "next" not in pages[-1]["links"]
+    assert [p["id"] for page in pages for p in page["data"]] == [p["id"] for p in projects]
+
+
+def test_a_project_has_the_contracts_shape_with_defaults_filled_in(api):
+    project, user = uuid_for("project-x"), uuid_for("user-1")
+    api.add_org_projects(ORG, [{"id": project, "type": "maven", "importer_id": user}])
+    [item] = get(api, f"/orgs/{ORG}/projects").json()["data"]
+    assert item["id"] == project
+    assert item["type"] == "project"
+    assert item["attributes"]["type"] == "maven"
+    required = {"name", "type", "target_file", "target_reference", "origin", "created", "status"}
+    assert required | {"read_only", "settings"} <= set(item["attributes"])
+    assert {"recurring_tests", "pull_requests"} <= set(item["attributes"]["settings"])
+    relationships = item["relationships"]
+    assert relationships["organization"]["data"] == {"id": ORG, "type": "org"}
+    assert relationships["target"]["data"]["type"] == "target"
+    assert relationships["importer"]["data"] == {"id": user, "type": "user"}
+    assert all("related" in r["links"] for r in relationships.values())
+
+
+@pytest.mark.parametrize("limit", ["5", "15", "110", "ten"])
+def test_a_limit_outside_10_to_100_in_tens_is_rejected(api, limit):
+    api.add_org_projects(ORG, [])
+    response = get(api, f"/orgs/{ORG}/projects", {"limit": limit})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["source"] == {"parameter": "limit"}
+
+
+@pytest.mark.parametrize(
+    "path", [f"/orgs/{ORG}", f"/orgs/{ORG}/memberships", f"/orgs/{ORG}/projects"]
+)
+def test_org_endpoints_answer_403_for_a_forbidden_org_and_404_for_an_unknown_one(api, path):
+    assert get(api, path).status_code == 404
+    api.add_org_events(ORG, [])
+    assert get(api, path).status_code == 200
+    api.forbidden.add(ORG)
+    forbidden = get(api, path)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["errors"][0]["status"] == "403"
+
+
+def test_group_memberships_answer_403_for_a_forbidden_group_and_404_for_an_unknown_one(api):
+    assert get(api, f"/groups/{GROUP}/memberships").status_code == 404
+    api.add_group(GROUP)
+    assert get(api, f"/groups/{GROUP}/memberships").json()["data"] == []
+    api.forbidden.add(GROUP)
+    assert get(api, f"/groups/{GROUP}/memberships").status_code == 403
+
+
+def test_an_org_known_only_from_its_events_gets_a_name_from_its_id_and_no_group(api):
+    api.add_org_events(ORG, [])
+    body = get(api, f"/orgs/{ORG}").json()
+    assert body["data"] == {
+        "id": ORG,
+        "type": "org",
+        "attributes": {
+            "name": f"Org {ORG[:8]}",
+            "slug": f"org-{ORG[:8]}",
+            "is_personal": True,
+            "access_requests_enabled": False,
+            "created_at": "2023-01-10T09:00:00Z",
+            "updated_at": "2024-03-01T12:00:00Z",
+        },
+    }
+    assert body["jsonapi"] == {"version": "1.0"}
+    assert body["links"]["self"].startswith(f"/rest/orgs/{ORG}?")
+
+
+def test_an_org_of_a_group_names_its_group(api):
+    api.add_org_events(ORG, [])
+    api.add_group_orgs(GROUP, [{"id": ORG, "name": "Payments Team"}])
+    response = get(api, f"/orgs/{ORG}")
+    assert response.headers["Content-Type"] == "application/vnd.api+json"
+    attributes = response.json()["data"]["attributes"]
+    assert attributes["group_id"] == GROUP
+    assert attributes["is_personal"] is False
+    assert (attributes["name"], attributes["slug"]) == ("Payments Team", "payments-team")
+
+
+def test_the_new_endpoints_need_a_token_and_a_version_and_are_recorded(api):
+    api.add_org_projects(ORG, [])
+    unauthorised = requests.get(
+        f"{api.url}/rest/orgs/{ORG}/projects", params={"version": VERSION}, timeout=5
+    )
+    assert unauthorised.status_code == 401
+    no_version = requests.get(f"{api.url}/rest/orgs/{ORG}", headers=AUTH, timeout=5)
+    assert no_version.status_code == 400
+    assert [r.path for r in api.requests] == [f"/rest/orgs/{ORG}/projects", f"/rest/orgs/{ORG}"]
+
+
+def test_faults_apply_to_the_new_endpoints(api):
+    api.add_group(GROUP)
+    api.faults.append(Fault(status=429, path="/memberships", headers={"Retry-After": "2"}))
+    limited = get(api, f"/groups/{GROUP}/memberships")
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "2")
+    assert get(api, f"/groups/{GROUP}/memberships").status_code == 200
+
+
+def test_setters_reject_a_member_or_project_without_its_id_or_with_an_unknown_key(api):
+    with pytest.raises(ValueError, match="user_id"):
+        api.add_org_members(ORG, [{"name": "Ada"}])
+    with pytest.raises(ValueError, match="emial"):
+        api.add_group_members(GROUP, [{"user_id": uuid_for("user-0"), "emial": "a@b.c"}])
+    with pytest.raises(ValueError, match="nmae"):
+        api.add_org_projects(ORG, [{"id": uuid_for("p"), "nmae": "typo"}])
+
+
+def test_every_user_and_project_of_an_org_log_has_a_member_and_a_project():
+    start = datetime(2024, 5, 15, tzinfo=timezone.utc)
+    events = make_events(300, start=start, org_id=ORG, seed=5)
+    users = {member["user_id"] for member in make_members(ORG)}
+    projects = {project["id"] for project in make_projects(ORG)}
+    named_users = {e["user_id"] for e in events if "user_id" in e}
+    named_projects = {e["project_id"] for e in events if "project_id" in e}
+    assert named_users <= users
+    assert named_projects <= projects
+    assert len(named_users) == 4  # the log names every user and project, so the check bites
+    assert len(named_projects) == 5
+
+
+def test_every_user_of_a_group_log_is_a_member_of_the_group():
+    events = make_events(300, start=datetime(2024, 5, 15, tzinfo=timezone.utc), group_id=GROUP)
+    users = {member["user_id"] for member in make_members(GROUP, level="group")}
+    assert {e["user_id"] for e in events if "user_id" in e} <= users
+
+
+def test_make_members_mixes_roles_and_keeps_each_users_name_across_scopes():
+    for level, scope_id in SCOPES:
+        for seed in range(10):
+            members = make_members(scope_id, seed=seed, level=level)
+            roles = {m["role"] for m in members}
+            assert f"{level.capitalize()} Admin" in roles
+            assert len(roles) >= 2
+    names = [{m["user_id"]: m["name"] for m in make_members(s)} for s in (ORG, GROUP)]
+    assert names[0] == names[1]
+    assert "Ada Lovelace" in names[0].values()
+    assert sum(m["login_method"] is None for m in make_members(ORG)) == 1  # the service account
+
+
+def test_make_projects_is_deterministic_and_varied():
+    projects = make_projects(ORG, seed=1)
+    assert projects == make_projects(ORG, seed=1)
+    assert {p["type"] for p in projects} == {"npm", "maven", "pip", "sast", "dockerfile"}
+    assert {p["origin"] for p in projects} == {"github", "cli"}
+    assert all(p["created"].endswith("Z") and p["tags"] for p in projects)
+
+
+def test_the_demo_serves_members_and_projects_for_every_user_and_project_its_logs_name(api):
+    org_ids, group_ids = seed_demo_data(
+        api, orgs=3, groups=2, events=60, now=datetime(2024, 5, 15, tzinfo=timezone.utc)
+    )
+    for org_id in org_ids:
+        name = get(api, f"/orgs/{org_id}").json()["data"]["attributes"]["name"]
+        assert not name.startswith("Org ")  # a readable name, not one made from the id
+        members = walk(api, f"/orgs/{org_id}/memberships", {"limit": "100"})[0]["data"]
+        projects = walk(api, f"/orgs/{org_id}/projects", {"limit": "100"})[0]["data"]
+        events = search(api, {"from": "2024-01-01T00:00:00Z"}, org=org_id).json()["data"]["items"]
+        users = {m["relationships"]["user"]["data"]["id"] for m in members}
+        assert {e["user_id"] for e in events if "user_id" in e} <= users
+        assert {e["project_id"] for e in events if "project_id" in e} <= {p["id"] for p in projects}
+    for group_id in group_ids:
+        assert len(get(api, f"/groups/{group_id}/memberships").json()["data"]) == 4

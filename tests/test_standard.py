@@ -10,7 +10,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events
+from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects
 
 # The SDK builds its test class from a config at import time, so this module's fake API starts
 # here and is stopped by the fixture below when the module's tests are done.
@@ -20,6 +20,11 @@ API.start()
 API.add_org_events(ORG_A, make_events(60, start=_START, org_id=ORG_A, seed=1))
 API.add_org_events(ORG_B, make_events(30, start=_START, org_id=ORG_B, seed=2))
 API.add_group_events(GROUP, make_events(30, start=_START, group_id=GROUP, seed=3))
+API.add_group_orgs(GROUP, [ORG_B])
+API.add_group_members(GROUP, make_members(GROUP, level="group"))
+for _org in (ORG_A, ORG_B):
+    API.add_org_members(_org, make_members(_org))
+    API.add_org_projects(_org, make_projects(_org))
 
 
 @pytest.fixture(scope="module", autouse=True)
