@@ -1,63 +1,43 @@
-"""The README says what the code does: its settings table is the tap's own."""
+"""The docs say what the code does: the README settings table and meltano.yml match the tap."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SDK_SETTINGS = ("stream_map", "faker", "flattening", "batch")
+
+
+def about(output_format: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "tap_snyk.tap", "--about", f"--format={output_format}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 def test_settings_table_is_the_one_tap_snyk_about_prints() -> None:
-    about = subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    documented = (
-        README.read_text().split("<!-- settings:start -->\n")[1].split("\n<!-- settings:end")[0]
-    )
-    rows = documented.splitlines()
-    assert rows[:2] == [
-        "| Setting | Required | Default | Description |",
-        "|:--------|:--------:|:-------:|:------------|",
-    ]
-    for row in rows[2:]:
-        assert row in about.splitlines(), f"README row differs from --about: {row}"
-    # Every setting of the tap itself (the SDK's own come after page_size) is documented.
-    about_rows = [
-        line for line in about.splitlines() if line.startswith("| ") and "Setting" not in line
-    ]
-    own = about_rows[
-        : about_rows.index(next(r for r in about_rows if r.startswith("| stream_maps ")))
-    ]
-    assert own == rows[2:]
+    readme = (ROOT / "README.md").read_text()
+    documented = readme.split("<!-- settings:start -->\n")[1].split("\n<!-- settings:end")[0]
+    rows = [line for line in about("markdown").splitlines() if line.startswith("| ")]
+    own = [row for row in rows if not row.startswith(tuple(f"| {s}" for s in SDK_SETTINGS))]
+    assert documented.splitlines()[0] == own[0]  # the header
+    assert documented.splitlines()[2:] == own[1:], "run scripts/readme-settings to update it"
 
 
 def test_meltano_yml_defines_every_setting_of_the_tap_and_marks_the_token_secret() -> None:
-    import json
-
-    import yaml
-
-    about = subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    tap_settings = set(json.loads(about)["settings"]["properties"])
-    project = yaml.safe_load((README.parent / "meltano.yml").read_text())
+    tap_settings = json.loads(about("json"))["settings"]["properties"]
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-snyk"]
     declared = {setting["name"]: setting for setting in tap["settings"]}
-    own = {
-        name
-        for name in tap_settings
-        if not name.startswith(("stream_map", "faker", "flattening", "batch"))
-    }
+    own = {name for name in tap_settings if not name.startswith(SDK_SETTINGS)}
     assert own <= declared.keys()
     assert declared["api_token"]["sensitive"] is True
     assert declared["api_token"]["kind"] == "password"
