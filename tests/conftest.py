@@ -83,3 +83,5 @@ def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | 
             return partition.get("replication_key_value")
     return None
 
+
+from tests.postgres import postgres  # noqa: E402, F401  # the `postgres` fixture

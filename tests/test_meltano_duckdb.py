@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,56 +11,26 @@ import pytest
 
 from tests.conftest import GROUP, ORG_A, TOKEN
 from tests.fake_snyk import FakeSnyk, make_events
+from tests.meltano_project import ROOT, meltano_env, run_meltano, visible
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 ODD_CONTENT = {"notSupported": {"": 1, ".json": 3500}, "ünï": ["日本", {"deep": [1.5, None]}]}
 STATE_ID = "dev:tap-snyk-to-target-duckdb"
 
 
-def meltano() -> str:
-    """The meltano beside this Python (scripts/setup installs both into .venv)."""
-    found = shutil.which("meltano", path=str(Path(sys.executable).parent)) or shutil.which(
-        "meltano"
-    )
-    if not found:
-        pytest.fail("meltano is not installed: run scripts/setup (or scripts/test) first")
-    return found
-
-
-def run_meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [meltano(), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
-    return result
-
-
-def visible(events: list[dict]) -> list[dict]:
-    return [e for e in events if e["event"] != "api.access"]
-
-
 @pytest.fixture
 def project_env(tmp_path: Path, snyk_api: FakeSnyk) -> dict[str, str]:
-    """The repository's Meltano project, with its system database and output in tmp_path."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TAP_SNYK_", "TARGET_"))},
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+    """The repository's Meltano project, with its state and output in tmp_path."""
+    return meltano_env(
+        tmp_path,
         # Not snyk.duckdb: DuckDB names the catalog after the file, and `snyk` is the schema.
-        "TARGET_DUCKDB_PATH": str(tmp_path / "tap_snyk.duckdb"),
-        "TAP_SNYK_API_URL": snyk_api.url,
-        "TAP_SNYK_API_TOKEN": TOKEN,
-        "TAP_SNYK_ORG_IDS": json.dumps([ORG_A]),
-        "TAP_SNYK_GROUP_IDS": json.dumps([GROUP]),
-        "TAP_SNYK_PAGE_SIZE": "50",
-    }
+        TARGET_DUCKDB_PATH=str(tmp_path / "tap_snyk.duckdb"),
+        TAP_SNYK_API_URL=snyk_api.url,
+        TAP_SNYK_API_TOKEN=TOKEN,
+        TAP_SNYK_ORG_IDS=json.dumps([ORG_A]),
+        TAP_SNYK_GROUP_IDS=json.dumps([GROUP]),
+        TAP_SNYK_PAGE_SIZE="50",
+    )
 
 
 def rows(path: str, table: str) -> list[tuple]:

@@ -1,0 +1,177 @@
+"""The dbt project (transform/) end to end, on what Meltano loaded into a real PostgreSQL.
+
+The fake API's events and lookups go in by `meltano run tap-snyk target-postgres`, then
+`meltano invoke dbt-postgres:build` builds and tests the models.
+
+One scenario for the module; each test checks one thing about what dbt built.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, seed_demo_data
+from tests.meltano_project import ROOT, meltano_env, run_meltano
+from tests.postgres import PostgresSchema
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class Built:
+    """What the load and the dbt build left behind."""
+
+    postgres: PostgresSchema
+    build: subprocess.CompletedProcess[str]
+    results: list[dict[str, Any]]  # run_results.json: one entry per model and test
+
+    @property
+    def staging(self) -> str:
+        return f'"{self.postgres.schema}_staging"'
+
+    @property
+    def marts(self) -> str:
+        return f'"{self.postgres.schema}_marts"'
+
+    @property
+    def raw(self) -> str:
+        return f'"{self.postgres.schema}"'
+
+    def value(self, sql: str) -> Any:
+        [(result,)] = self.postgres.query(sql)
+        return result
+
+
+@pytest.fixture(scope="module")
+def built(postgres: PostgresSchema, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    work = tmp_path_factory.mktemp("dbt")
+    env = meltano_env(
+        work,
+        **postgres.target_env(),
+        # A session time zone other than UTC: days must still be UTC days.
+        PGOPTIONS="-c timezone=Asia/Kolkata",
+        # dbt's output and logs out of the work tree, so that parallel runs do not share them.
+        DBT_TARGET_PATH=str(work / "target"),
+        DBT_LOG_PATH=str(work / "logs"),
+    )
+    with FakeSnyk() as api:
+        org_ids, group_ids = seed_demo_data(api, orgs=2, groups=1, events=120, now=NOW)
+        env |= {
+            "TAP_SNYK_API_URL": api.url,
+            "TAP_SNYK_API_TOKEN": DEFAULT_TOKEN,
+            "TAP_SNYK_ORG_IDS": json.dumps(org_ids),
+            "TAP_SNYK_GROUP_IDS": json.dumps(group_ids),
+        }
+        run_meltano(env, "run", "tap-snyk", "target-postgres")
+    build = run_meltano(env, "invoke", "dbt-postgres:build", check=False)
+    results_file = work / "target" / "run_results.json"
+    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
+    yield Built(postgres, build, results)
+    for suffix in ("_staging", "_marts"):
+        postgres.query(f'drop schema if exists "{postgres.schema}{suffix}" cascade')
+
+
+def test_dbt_build_passes(built: Built) -> None:
+    assert built.build.returncode == 0, built.build.stdout[-5000:] + built.build.stderr[-3000:]
+
+
+def test_every_model_is_built_and_every_test_passes(built: Built) -> None:
+    kinds = {r["unique_id"].split(".")[0] for r in built.results}
+    assert kinds == {"model", "test"}
+    failed = [
+        (r["unique_id"], r["status"])
+        for r in built.results
+        if r["status"] not in ("success", "pass")
+    ]
+    assert failed == []
+
+
+def test_each_loaded_event_is_staged_once(built: Built) -> None:
+    loaded = {
+        row[0]
+        for table in ("org_audit_logs", "group_audit_logs")
+        for row in built.postgres.query(f"select event_id from {built.raw}.{table}")
+    }
+    staged = [
+        row[0]
+        for row in built.postgres.query(
+            f"select event_id from {built.staging}.stg_snyk__audit_events"
+        )
+    ]
+    assert loaded
+    assert sorted(staged) == sorted(loaded)
+
+
+@pytest.mark.parametrize(
+    ("id_column", "name_column", "lookup"),
+    [
+        ("user_id", "user_name", "select user_id from {raw}.org_memberships"
+                                 " union select user_id from {raw}.group_memberships"),
+        ("org_id", "org_name", "select id from {raw}.organizations"),
+        ("project_id", "project_name", "select id from {raw}.projects"),
+    ],
+)  # fmt: skip
+def test_staged_events_carry_the_names_of_known_ids(
+    built: Built, id_column: str, name_column: str, lookup: str
+) -> None:
+    known = lookup.format(raw=built.raw)
+    named, unnamed = built.postgres.query(
+        f"select count({name_column}), count(*) - count({name_column})"
+        f" from {built.staging}.stg_snyk__audit_events where {id_column} in ({known})"
+    )[0]
+    assert named > 0
+    assert unnamed == 0
+
+
+def test_staged_user_names_are_the_members_names(built: Built) -> None:
+    mismatched = built.value(
+        f"select count(*) from {built.staging}.stg_snyk__audit_events as e"
+        f" where e.user_name is not null and not exists ("
+        f"  select 1 from {built.raw}.org_memberships as m"
+        f"  where m.user_id = e.user_id and m.user_name = e.user_name"
+        f"  union all select 1 from {built.raw}.group_memberships as m"
+        f"  where m.user_id = e.user_id and m.user_name = e.user_name)"
+    )
+    assert mismatched == 0
+
+
+def test_a_member_of_several_orgs_and_groups_is_one_user(built: Built) -> None:
+    memberships = (
+        f"select user_id from {built.raw}.org_memberships"
+        f" union all select user_id from {built.raw}.group_memberships"
+    )
+    per_user = built.postgres.query(f"select count(*) from ({memberships}) as m group by user_id")
+    assert any(count > 1 for (count,) in per_user)
+    assert built.value(f"select count(*) from {built.staging}.stg_snyk__users") == len(per_user)
+
+
+def test_daily_activity_counts_user_events_by_utc_day(built: Built) -> None:
+    by_day = f"""
+        select created::date as day, count(*) from (
+            select created, user_id from {built.raw}.org_audit_logs
+            union all select created, user_id from {built.raw}.group_audit_logs
+        ) as raw where user_id is not null group by 1 order by 1"""
+    daily = f"""
+        select activity_date, sum(events)::bigint from {built.marts}.snyk_user_daily_activity
+        group by 1 order by 1"""
+    assert built.postgres.query(daily) == built.postgres.query(by_day)
+
+
+def test_readme_example_queries_run(built: Built) -> None:
+    readme = (ROOT / "transform" / "README.md").read_text()
+    blocks = [block.split("```")[0] for block in readme.split("```sql\n")[1:]]
+    statements = [s.strip() for block in blocks for s in block.split(";") if s.strip()]
+    assert len(statements) >= 3
+    for statement in statements:
+        built.postgres.query(
+            statement.replace("snyk_staging.", f"{built.staging}.").replace(
+                "snyk_marts.", f"{built.marts}."
+            )
+        )

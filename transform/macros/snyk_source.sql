@@ -1,0 +1,50 @@
+{#
+  snyk_source(table_name): one of the loader's tables, as a subquery with exactly the columns that
+  models/staging/_snyk__sources.yml declares for it, each cast to its declared data_type.
+  jsonb columns go through to_jsonb() instead: target-postgres stores an array of strings as
+  text[] and an array of objects as jsonb[], which do not cast; models see JSON arrays.
+
+  Why not plain source(): the loader creates a table only for a stream it received, and only
+  with the columns of the tap version that ran. A project that reads only org ids has no
+  group_audit_logs; an older tap has no lookup tables. Here a missing column reads as null and a
+  missing table as an empty set, so every model builds on whatever subset was loaded.
+
+  Use it like a table: `from {{ snyk_source('projects') }} as projects`.
+#}
+{% macro snyk_source(table_name) %}
+  {%- set relation = source('snyk', table_name) -%}
+  {%- if not execute -%}
+    {#- Parsing: source() above records the lineage; nothing is queried. -#}
+    {{- relation -}}
+  {%- else -%}
+    {%- set declared = (graph.sources.values()
+        | selectattr('source_name', 'equalto', 'snyk')
+        | selectattr('name', 'equalto', table_name)
+        | first).columns.values() | list -%}
+    {%- set existing = adapter.get_relation(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+    {%- set present = [] -%}
+    {%- if existing is not none -%}
+      {%- for column in adapter.get_columns_in_relation(existing) -%}
+        {%- do present.append(column.name | lower) -%}
+      {%- endfor -%}
+    {%- endif -%}
+    (
+    select
+    {%- for column in declared %}
+      {%- if column.name not in present %}
+        null::{{ column.data_type }} as {{ adapter.quote(column.name) }}
+      {%- elif column.data_type == 'jsonb' %}
+        to_jsonb({{ adapter.quote(column.name) }}) as {{ adapter.quote(column.name) }}
+      {%- else %}
+        {{ adapter.quote(column.name) }}::{{ column.data_type }} as {{ adapter.quote(column.name) }}
+      {%- endif %}{{ ',' if not loop.last }}
+    {%- endfor %}
+    {%- if existing is none %}
+    where false  -- {{ relation }} does not exist (yet)
+    {%- else %}
+    from {{ existing }}
+    {%- endif %}
+    )
+  {%- endif -%}
+{% endmacro %}

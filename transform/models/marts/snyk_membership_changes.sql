@@ -1,0 +1,52 @@
+-- Who joined, left, was invited, or changed role, in which org or group, and who did it:
+-- every *.user.*, *.role.* and membership event, and SSO membership syncs.
+-- The subject (the user changed) and the roles before and after come from the event's content,
+-- as Snyk writes it: userPublicId; before.role / after.role (groups) or beforeRoleName /
+-- afterRoleName (orgs); role, a name or a role object, on additions.
+with changes as (
+    select
+        events.*,
+        case
+            when events.event ~ '(^|\.)roles?(\.|$)' then 'role'
+            when events.event ~ '(^|\.)sso(\.|$)' then 'sso_sync'
+            else 'membership'
+        end as change_kind,
+        coalesce(events.content ->> 'userPublicId', events.content ->> 'userId') as subject_user_id,
+        case jsonb_typeof(events.content -> 'role')
+            when 'string' then events.content ->> 'role'
+            when 'object' then events.content -> 'role' ->> 'role'
+        end as content_role
+    from {{ ref('stg_snyk__audit_events') }} as events
+    where events.event ~ '(^|\.)(users?|roles?|members?|memberships?|invites?)(\.|$)'
+        or events.event ~ '(^|\.)sso\.(.*\.)?sync$'
+)
+
+select
+    changes.event_id,
+    changes.created,
+    changes.event,
+    changes.change_kind,
+
+    changes.user_id as actor_user_id,
+    changes.user_name as actor_name,
+    changes.user_email as actor_email,
+    changes.user_role as actor_role,
+
+    changes.subject_user_id,
+    coalesce(subjects.user_name, changes.content ->> 'displayName', changes.content ->> 'name')
+        as subject_name,
+    coalesce(subjects.user_email, changes.content ->> 'email') as subject_email,
+    coalesce(changes.content -> 'before' ->> 'role', changes.content ->> 'beforeRoleName')
+        as role_before,
+    coalesce(
+        changes.content -> 'after' ->> 'role', changes.content ->> 'afterRoleName', changes.content_role
+    ) as role_after,
+
+    changes.org_id,
+    changes.org_name,
+    changes.group_id,
+    changes.source,
+    changes.content
+from changes
+left join {{ ref('stg_snyk__users') }} as subjects
+    on subjects.user_id = changes.subject_user_id

@@ -1,0 +1,42 @@
+-- What service accounts, tokens and API keys did and what was done to them: every
+-- *.service_account.* event, every event about a token, API key or secret, and api.access
+-- (requests to the API, which Snyk logs only when asked; see the tap's `events` setting).
+with activity as (
+    select
+        events.*,
+        case
+            when events.event_scope = 'api' then 'api_access'
+            when events.event ~ '(^|\.)service_accounts?(\.|$)' then 'service_account'
+            else 'token'
+        end as activity_kind
+    from {{ ref('stg_snyk__audit_events') }} as events
+    where events.event_scope = 'api'
+        or events.event ~ '(^|\.)service_accounts?(\.|$)'
+        or events.event ~ '(token|api_?key|secret)'
+)
+
+select
+    activity.event_id,
+    activity.created,
+    activity.event,
+    activity.activity_kind,
+    coalesce(activity.content ->> 'serviceAccountPublicId', activity.content ->> 'serviceAccountId')
+        as service_account_id,
+    case jsonb_typeof(activity.content -> 'role')
+        when 'string' then activity.content ->> 'role'
+        when 'object' then activity.content -> 'role' ->> 'role'
+    end as service_account_role,
+
+    activity.user_id as actor_user_id,
+    activity.user_name as actor_name,
+    activity.user_email as actor_email,
+    activity.user_role as actor_role,
+
+    activity.org_id,
+    activity.org_name,
+    activity.group_id,
+    activity.project_id,
+    activity.project_name,
+    activity.source,
+    activity.content
+from activity

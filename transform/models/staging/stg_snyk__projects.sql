@@ -1,0 +1,33 @@
+-- One row per project. Projects deleted in Snyk stay (is_deleted), so that old events keep
+-- their names.
+with ranked as (
+    select
+        projects.*,
+        row_number() over (
+            partition by id
+            order by _sdc_deleted_at nulls first, _sdc_extracted_at desc nulls last
+        ) as rank_in_project
+    from {{ snyk_source('projects') }} as projects
+    where id is not null
+)
+
+select
+    id as project_id,
+    org_id,
+    name as project_name,
+    type as project_type,
+    origin as project_origin,
+    status as project_status,
+    target_id,
+    target_reference,
+    target_file,
+    target_runtime,
+    created at time zone 'UTC' as created_at,
+    business_criticality,
+    environment,
+    lifecycle,
+    tags,
+    importer_id,
+    _sdc_deleted_at is not null as is_deleted
+from ranked
+where rank_in_project = 1
