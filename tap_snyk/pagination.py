@@ -7,6 +7,7 @@ next request: nothing is added to it. The token goes only to the configured API 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -17,6 +18,8 @@ from tap_snyk.responses import json_document
 
 if TYPE_CHECKING:
     import requests
+
+_logger = logging.getLogger("tap-snyk")
 
 
 def next_link(document: dict[str, Any]) -> str | None:
@@ -67,5 +70,8 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         if link is None:
             return None
         url = resolve_next_link(link, self._api_origin)
-        # Snyk clients have met next links that point back at a page already read.
-        return None if _page_identity(url) in self._pages_read else url
+        if _page_identity(url) in self._pages_read:
+            # Snyk clients have met next links that point back at a page already read.
+            _logger.warning("Snyk's next-page link leads back to a page already read: paging ends.")
+            return None
+        return url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,12 +99,16 @@ def test_every_page_is_read_once_whatever_the_next_link_looks_like(
     assert all(len(values) == 1 for page in pages for values in page.query.values())
 
 
-def test_a_next_link_back_to_a_page_already_read_ends_paging(snyk_api: FakeSnyk) -> None:
+def test_a_next_link_back_to_a_page_already_read_ends_paging_with_a_warning(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
     events = make_events(30, start=NOW - timedelta(days=1), org_id=ORG_A)
     snyk_api.add_org_events(ORG_A, events)
     snyk_api.repeat_next_link = True
-    run = run_tap(tap_config(snyk_api, page_size=10))
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(tap_config(snyk_api, page_size=10))
     assert run.exit_code == 0
+    assert "leads back to a page already read" in caplog.text
     assert len(search_requests(snyk_api)) == 1
     assert len(run.records("org_audit_logs")) == 10
 
