@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from tests.conftest import GROUP, ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events
+from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tests.meltano_project import ROOT, meltano_env, run_meltano, visible
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -51,6 +51,8 @@ def test_two_meltano_runs_load_every_event_once(
     group_events = make_events(60, start=NOW - timedelta(days=4), group_id=GROUP, seed=8)
     snyk_api.add_org_events(ORG_A, org_events)
     snyk_api.add_group_events(GROUP, group_events)
+    snyk_api.add_org_members(ORG_A, make_members(ORG_A))
+    snyk_api.add_org_projects(ORG_A, make_projects(ORG_A))
 
     run_meltano(project_env, "run", "tap-snyk", "target-duckdb")
     database = project_env["TARGET_DUCKDB_PATH"]
@@ -88,3 +90,6 @@ def test_two_meltano_runs_load_every_event_once(
     with duckdb.connect(database, read_only=True) as db:
         for statement in statements:
             assert db.execute(statement).fetchall(), statement
+        latest = db.execute(statements[0]).fetchall()  # with names from the lookup streams
+        assert all(org for *_, org, _project in latest)
+        assert any(user_name for _created, _event, user_name, *_ in latest)
