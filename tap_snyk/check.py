@@ -1,6 +1,6 @@
 """The connection check (`tap-snyk --test`): the token, then read access to each org and group.
 
-It asks for one page per partition and writes no Singer message.
+It asks for one page of every selected stream in every partition and writes no Singer message.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tap_snyk.errors import SnykError
-from tap_snyk.streams import AuditLogStream, SelfStream
+from tap_snyk.errors import SnykError, SnykRefusal
+from tap_snyk.streams import ScopedStream, SelfStream
 
 if TYPE_CHECKING:
     from tap_snyk.tap import TapSnyk
@@ -17,11 +17,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Finding:
-    """What the check found for one thing it tried."""
+    """What the check found for one thing it tried.
+
+    `ok` False fails the check; a `warning` is a lookup the sync would skip, not fail on.
+    """
 
     subject: str
     ok: bool
     detail: str
+    warning: bool = False
 
 
 def check_connection(tap: TapSnyk) -> list[Finding]:
@@ -37,7 +41,7 @@ def check_connection(tap: TapSnyk) -> list[Finding]:
     ]
 
     for stream in tap.streams.values():
-        if not isinstance(stream, AuditLogStream):
+        if not isinstance(stream, ScopedStream) or not stream.selected or stream.partitions is None:
             continue
         try:
             partitions = stream.partitions
@@ -48,8 +52,12 @@ def check_connection(tap: TapSnyk) -> list[Finding]:
             subject = stream.subject.format(**context)
             try:
                 next(iter(stream.request_records(context)), None)
+            except SnykRefusal as refusal:
+                skipped = stream.may_skip(context, refusal)
+                detail = f"{stream.name}: {refusal}" + (" (the sync skips it)" if skipped else "")
+                findings.append(Finding(subject, ok=skipped, detail=detail, warning=skipped))
             except SnykError as error:
-                findings.append(Finding(subject, ok=False, detail=str(error)))
+                findings.append(Finding(subject, ok=False, detail=f"{stream.name}: {error}"))
             else:
                 detail = f"{stream.name} readable ({stream.required_permission})"
                 findings.append(Finding(subject, ok=True, detail=detail))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import backoff
 import requests
+import urllib3
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import APIKeyAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -21,6 +22,7 @@ from tap_snyk.errors import SnykError, SnykRefusal, give_up_message, refusal_mes
 from tap_snyk.pagination import NextLinkPaginator
 from tap_snyk.responses import error_detail, json_document
 from tap_snyk.retries import wait_times
+from tap_snyk.settings import REGIONAL_ORIGINS
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -60,6 +62,8 @@ class SnykStream(RESTStream[str | None]):
     subject: ClassVar[str] = "the Snyk API"
     #: The Snyk permission a token needs to read this stream.
     required_permission: ClassVar[str] = ""
+    #: What else a person can do about a 403 than grant the permission.
+    refusal_remedy: ClassVar[str] = "remove the id from the settings"
     #: `limit` of a paged JSON:API list (the audit-log searches page with `size` instead).
     page_limit: ClassVar[int | None] = None
 
@@ -138,6 +142,7 @@ class SnykStream(RESTStream[str | None]):
         return backoff.on_exception(
             self.backoff_wait_generator,
             RETRIABLE_ERRORS,
+            giveup=lambda error: _unreachable(error) is not None,
             max_time=self.settings.max_retry_seconds,
             on_backoff=self.backoff_handler,
             jitter=None,  # wait_times jitters, except where the server named the wait
@@ -171,13 +176,33 @@ class SnykStream(RESTStream[str | None]):
                     permission=self.required_permission,
                     api_origin=self.settings.api_origin,
                     detail=refusal.detail,
+                    otherwise=self.refusal_remedy.format(stream=self.name),
                 ),
                 refusal.status,
             ) from None
         except RETRIABLE_ERRORS as error:
+            if reason := _unreachable(error):
+                raise SnykError(
+                    f"Cannot reach the Snyk API at `api_url` ({self.settings.api_origin}): "
+                    f"{reason}. Check `api_url` (one of {', '.join(REGIONAL_ORIGINS)}), and "
+                    "any proxy or TLS inspection between the tap and Snyk."
+                ) from None
             raise SnykError(
                 give_up_message(subject, _fault(error), self.settings.max_retry_seconds)
             ) from None
+
+
+def _unreachable(error: BaseException) -> str | None:
+    """Why the API cannot be reached at all (no such host, TLS refused), or None if it might be.
+
+    Retrying these for `max_retry_seconds` would only hide a wrong `api_url` or proxy.
+    """
+    if isinstance(error, requests.exceptions.SSLError):
+        return "the TLS handshake failed (certificate not trusted, or not an HTTPS server)"
+    cause = error.args[0] if error.args else None
+    if isinstance(getattr(cause, "reason", None), urllib3.exceptions.NameResolutionError):
+        return "its host name does not resolve"
+    return None
 
 
 def _fault(error: BaseException | None) -> str:

@@ -30,7 +30,13 @@ def give_up_message(subject: str, reason: str, max_retry_seconds: int) -> str:
 
 
 def refusal_message(
-    status: int, *, subject: str, permission: str, api_origin: str, detail: str | None
+    status: int,
+    *,
+    subject: str,
+    permission: str,
+    api_origin: str,
+    detail: str | None,
+    otherwise: str = "remove the id from the settings",
 ) -> str:
     """One line that says why Snyk refused a request for `subject` and what to do about it."""
     said = f" Snyk said: {detail}" if detail else ""
@@ -44,8 +50,8 @@ def refusal_message(
     if status == 403:
         return (
             f"The API token may not read {subject} (403): its user or service account needs the "
-            f"`{permission}` permission there (Snyk Enterprise plan). Grant it, or remove the id "
-            "from the settings." + said
+            f"`{permission}` permission there (Snyk Enterprise plan). Grant it, or {otherwise}."
+            + said
         )
     if status == 404:
         return (

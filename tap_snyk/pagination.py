@@ -63,6 +63,15 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         self._api_origin = api_origin
         self._pages_read: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        """An empty page ends paging; said as a warning when it still links to a next page."""
+        if next_link(json_document(response)) is not None:
+            _logger.warning(
+                "Snyk answered an empty page that links to a next one: paging ends here, "
+                "and the next run asks again from the bookmark."
+            )
+        return False
+
     def get_next(self, response: requests.Response) -> str | None:
         """The URL of the next page, or None when paging is over."""
         self._pages_read.add(_page_identity(response.request.url or ""))

@@ -21,45 +21,42 @@ def parse_timestamp(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def audit_record(item: Mapping[str, Any], partition: Mapping[str, str]) -> dict[str, Any]:
-    """The record of one audit-log item read for `partition` (e.g. {"org_id": …}).
+def normalized_item(item: Mapping[str, Any], partition: Mapping[str, str]) -> dict[str, Any]:
+    """An audit-log item read for `partition` (e.g. {"org_id": …}), every field kept.
 
     `created` is rewritten in the tap's one timestamp format, because bookmarks are compared
     as strings; the partition's id fills in the item's when the item lacks it.
     """
-    record = {field: item.get(field) for field in AUDIT_FIELDS}
-    record["created"] = rfc3339(parse_timestamp(str(item["created"])))
+    normal = dict(item)
+    normal["created"] = rfc3339(parse_timestamp(str(item["created"])))
     for key, value in partition.items():
-        record[key] = record.get(key) or value
-    return record
+        normal[key] = normal.get(key) or value
+    return normal
 
 
 class EventIdentities:
     """Gives the events of one partition, read oldest first, their `event_id`.
 
-    Snyk has no event id. The id is the SHA-256 of the record's canonical JSON (keys sorted,
-    no spaces, UTF-8, null fields left out), so it can be recomputed from a loaded row. Events
-    that are equal in every field can only share a timestamp; the second and later of them,
-    counted within that timestamp, get the hash of the same JSON followed by "#2", "#3", …
-    Every read of a timestamp sees all of its events (`from` is inclusive, `to` exclusive), so
-    the count, and with it the id, is the same on every run.
+    Snyk has no event id. The id is the SHA-256 of the normalized item's canonical JSON (every
+    field, keys sorted, no spaces, UTF-8, null fields left out): for items with only the
+    schema's fields, the canonical JSON of a loaded row's other columns. Events that are equal
+    in every field can only share a timestamp; the second and later of them, counted within
+    that timestamp, get the hash of the same JSON followed by "#2", "#3", … Every read of a
+    timestamp sees all of its events (`from` is inclusive, `to` exclusive), so the count, and
+    with it the id, is the same on every run.
     """
 
     def __init__(self) -> None:
         self._created: str | None = None
         self._seen: Counter[str] = Counter()
 
-    def event_id(self, record: Mapping[str, Any]) -> str:
-        """The id of the next event read."""
-        if record["created"] != self._created:
-            self._created = record["created"]
+    def event_id(self, item: Mapping[str, Any]) -> str:
+        """The id of the next event read, from its normalized item."""
+        if item["created"] != self._created:
+            self._created = item["created"]
             self._seen.clear()
         canonical = json.dumps(
-            {
-                key: value
-                for key, value in record.items()
-                if value is not None and key != "event_id"
-            },
+            {key: value for key, value in item.items() if value is not None},
             sort_keys=True,
             ensure_ascii=False,
             separators=(",", ":"),

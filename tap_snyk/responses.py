@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import requests
 
 _DOCUMENT = "_tap_snyk_document"
+#: A JSON escape of a UTF-16 surrogate: only then can a string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_document(response: requests.Response) -> dict[str, Any]:
@@ -20,6 +24,8 @@ def json_document(response: requests.Response) -> dict[str, Any]:
         document = response.json()
         if not isinstance(document, dict):
             raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+        if _SURROGATE_ESCAPE.search(response.content):
+            document = _without_lone_surrogates(document)
         response.__dict__[_DOCUMENT] = document
     return document
 
@@ -38,3 +44,17 @@ def error_detail(response: requests.Response) -> str | None:
         if isinstance(error, dict) and (error.get("detail") or error.get("title"))
     ]
     return " ".join(details) or None
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """The value with each lone UTF-16 surrogate (valid JSON, but no character) as U+FFFD.
+
+    No UTF-8 output can hold a lone surrogate: left in, one such event would stop every run.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value

@@ -63,6 +63,7 @@ class SnykSettings:
     def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
         """Check every setting at once; raise `SettingsError` listing all that are wrong."""
         errors: list[str] = []
+        _check_token(config.get("api_token"), errors)
         api_origin = _api_origin(config.get("api_url") or "https://api.snyk.io", errors)
         api_version = _api_version(str(config.get("api_version") or "2024-10-15"), errors)
         org_ids = _uuids(config, "org_ids", "organization", errors)
@@ -133,6 +134,20 @@ class SnykSettings:
             max_requests_per_minute=max_requests_per_minute,
             request_timeout=request_timeout,
             max_retry_seconds=max_retry_seconds,
+        )
+
+
+def _check_token(token: object, errors: list[str]) -> None:
+    # The message never quotes the token: that is the point of checking it here.
+    if not isinstance(token, str) or not token.strip():
+        errors.append(
+            "`api_token` is not set: put TAP_SNYK_API_TOKEN in .secrets/tap-snyk.env (see "
+            ".secrets.example) or in the environment."
+        )
+    elif any(character.isspace() or not character.isprintable() for character in token):
+        errors.append(
+            "`api_token` holds spaces, line breaks or other control characters (a file saved "
+            "with Windows line endings?): set it to the token alone."
         )
 
 

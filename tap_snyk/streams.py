@@ -16,7 +16,13 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
 from tap_snyk.errors import SnykError, SnykRefusal
-from tap_snyk.records import EventIdentities, audit_record, parse_timestamp, resource_record
+from tap_snyk.records import (
+    AUDIT_FIELDS,
+    EventIdentities,
+    normalized_item,
+    parse_timestamp,
+    resource_record,
+)
 from tap_snyk.settings import rfc3339
 
 if TYPE_CHECKING:
@@ -27,6 +33,11 @@ if TYPE_CHECKING:
     from tap_snyk.tap import TapSnyk
 
 SCHEMAS = SchemaDirectory(schemas)
+
+
+def api_timestamp(moment: datetime) -> str:
+    """A timestamp for Snyk's `from` / `to`: whole seconds as Snyk documents them, else µs."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if not moment.microsecond else rfc3339(moment)
 
 
 class OrgDirectory:
@@ -101,11 +112,9 @@ class ScopedStream(SnykStream):
     def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
         """The records of a partition's items."""
         properties = self.schema["properties"]
+        partition = {k: v for k, v in context.items() if k in properties}
         for item in items:
-            yield {
-                **resource_record(item, properties),
-                self.partition_key: context[self.partition_key],
-            }
+            yield {**resource_record(item, properties), **partition}
 
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
         """Discovered orgs that refuse (403, or 404: gone) are skipped with a warning.
@@ -145,11 +154,11 @@ class AuditLogStream(ScopedStream):
         settings = self.settings
         params = super().get_url_params(context, next_page_token)
         # Whole seconds, as Snyk documents; flooring `from` only re-reads events, never skips one.
-        params["from"] = rfc3339(self.search_start(context).replace(microsecond=0))
+        params["from"] = api_timestamp(self.search_start(context).replace(microsecond=0))
         params["sort_order"] = "ASC"
         params["size"] = settings.page_size
         if settings.end_date:
-            params["to"] = rfc3339(settings.end_date)
+            params["to"] = api_timestamp(settings.end_date)
         if settings.events:
             params["events"] = ",".join(settings.events)
         if settings.exclude_events:
@@ -157,13 +166,42 @@ class AuditLogStream(ScopedStream):
         return params
 
     def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
-        """Records with the partition's id and a stable `event_id`."""
+        """Records with the partition's id and a stable `event_id` (of the whole item)."""
+        self._normalize_bookmark(context)
         partition = {self.partition_key: context[self.partition_key]}
         identities = EventIdentities()
-        for item in items:
-            record = audit_record(item, partition)
-            record["event_id"] = identities.event_id(record)
+        for raw in items:
+            item = normalized_item(raw, partition)
+            if unknown := item.keys() - AUDIT_FIELDS:
+                self._note_unknown_fields(frozenset(unknown))
+            record = {field: item.get(field) for field in AUDIT_FIELDS}
+            record["event_id"] = identities.event_id(item)
             yield record
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Nothing to ask when the bookmark is already past `end_date` (Snyk would answer 400)."""
+        end = self.settings.end_date
+        if context and end is not None and self.search_start(context) >= end:
+            self.logger.info("%s: nothing before `end_date` after the bookmark.", context)
+            return
+        yield from super().get_records(context)
+
+    def _normalize_bookmark(self, context: Context) -> None:
+        # A bookmark set by hand (`meltano state set`) may be in another format; the SDK
+        # compares bookmarks as strings, so it must be in the tap's own before records come.
+        state = self.get_context_state(context)
+        bookmark = state.get("replication_key_value")
+        if bookmark and bookmark != (normal := rfc3339(parse_timestamp(bookmark))):
+            state["replication_key_value"] = normal
+
+    @functools.cache  # noqa: B019 (a handful of field names, once per stream)
+    def _note_unknown_fields(self, fields: frozenset[str]) -> None:
+        self.logger.warning(
+            "Snyk sent audit-log fields that %s has no column for: %s. They count in event_id "
+            "but are not loaded.",
+            self.name,
+            ", ".join(sorted(fields)),
+        )
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
@@ -197,10 +235,21 @@ class GroupAuditLogsStream(AuditLogStream):
 
 
 class LookupStream(ScopedStream):
-    """A JSON:API list read in full each run, one record per resource."""
+    """A JSON:API list read in full each run, one record per resource.
+
+    Lookups only name what the audit logs hold, so an org or group whose lookup the token may
+    not read is skipped with a warning rather than stopping the audit logs.
+    """
 
     primary_keys = ("id",)
     page_limit: ClassVar[int | None] = 100
+    refusal_remedy = (
+        "deselect the stream (drop `{stream}.*` from tap-snyk's `select` in meltano.yml)"
+    )
+
+    def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
+        """Any org or group that refuses (403 or 404) is skipped, with a warning."""
+        return refusal.status in (403, 404)
 
 
 class GroupMembershipsStream(LookupStream):
@@ -210,7 +259,7 @@ class GroupMembershipsStream(LookupStream):
     path = "/groups/{group_id}/memberships"
     partition_key = "group_id"
     subject = "group {group_id}"
-    required_permission = "group membership read (group admin or a group service account)"
+    required_permission = "group.membership.read"
 
 
 class OrgMembershipsStream(LookupStream):
@@ -220,7 +269,7 @@ class OrgMembershipsStream(LookupStream):
     path = "/orgs/{org_id}/memberships"
     partition_key = "org_id"
     subject = "organization {org_id}"
-    required_permission = "org membership read (org admin or an org service account)"
+    required_permission = "org.membership.read"
 
 
 class ProjectsStream(LookupStream):
@@ -242,7 +291,7 @@ class OrganizationsStream(LookupStream):
     page_limit = None  # one org per request
     partition_key = "org_id"
     subject = "organization {org_id}"
-    required_permission = "org membership (to read the organization)"
+    required_permission = "org.read"
 
     @property
     def partitions(self) -> None:  # type: ignore[override]
@@ -270,7 +319,7 @@ class GroupOrgsStream(SnykStream):
     schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
     page_limit = 100
     subject = "group {group_id}"
-    required_permission = "group membership (to list the group's organizations)"
+    required_permission = "group.read (to list the group's organizations)"
 
 
 class SelfStream(SnykStream):

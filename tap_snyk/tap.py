@@ -205,8 +205,12 @@ class TapSnyk(Tap):
         """Check the token and read access to every org and group, one line each, no records."""
         findings = check_connection(self)
         for finding in findings:
-            log = self.logger.info if finding.ok else self.logger.error
-            log("%s %s: %s", "OK  " if finding.ok else "FAIL", finding.subject, finding.detail)
+            if finding.warning:
+                self.logger.warning("WARN %s: %s", finding.subject, finding.detail)
+            elif finding.ok:
+                self.logger.info("OK   %s: %s", finding.subject, finding.detail)
+            else:
+                self.logger.error("FAIL %s: %s", finding.subject, finding.detail)
         failed = sum(not finding.ok for finding in findings)
         if failed:
             self.logger.error("Connection check failed: %d of %d checks.", failed, len(findings))

@@ -351,7 +351,9 @@ class _Response:
 def _json_response(
     status: int, document: Mapping[str, Any], headers: Mapping[str, str] | None = None
 ) -> _Response:
-    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    # A lone surrogate (which a test may store) goes out as its JSON escape, as a JSON encoder
+    # that escapes it would send it; inside a JSON string, backslashreplace writes just that.
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8", "backslashreplace")
     return _Response(status, body, {"Content-Type": JSONAPI_CONTENT_TYPE, **(headers or {})})
 
 
@@ -571,7 +573,7 @@ class FakeSnyk:
         self._server = self._thread = None
 
     def __enter__(self) -> FakeSnyk:
-        return self.start()
+        return self if self._server is not None else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -798,14 +800,16 @@ class FakeSnyk:
         # Paging re-runs one search page after page; keeping its last result makes the fake
         # fast enough for the benchmark (events are only ever added, so a count tells staleness).
         search = (kind, scope_id, replace(query, size=0), len(stored))
-        matching = self._last_search.get(search)
+        with self._lock:
+            matching = self._last_search.get(search)
         if matching is None:
             matching = sorted(
                 (e for e in stored if query.accepts(e)),
                 key=lambda e: (e.created, e.seq),
                 reverse=query.descending,
             )
-            self._last_search = {search: matching}
+            with self._lock:
+                self._last_search = {search: matching}
         page = matching[offset : offset + query.size]
         document: dict[str, Any] = {
             "data": {"items": [event.item for event in page], "type": "audit_log_search"},
@@ -1406,13 +1410,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=1, help="number of groups")
     parser.add_argument("--events", type=int, default=500, help="events per org and per group")
     options = parser.parse_args(args)
-    with FakeSnyk(port=options.port) as api:
+    api = FakeSnyk(port=options.port)
+    try:
+        api.start()
+    except OSError as error:
+        print(
+            f"cannot serve on 127.0.0.1:{options.port} ({error}): pick another --port",
+            file=sys.stderr,
+        )
+        return 2
+    with api:
+        # Anchored to the start of the day (UTC), so that runs on one day see the same events.
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         org_ids, group_ids = seed_demo_data(
             api,
             orgs=options.orgs,
             groups=options.groups,
             events=options.events,
-            now=datetime.now(timezone.utc),
+            now=today,
         )
         env = {
             "TAP_SNYK_API_URL": api.url,

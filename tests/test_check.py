@@ -29,7 +29,8 @@ def report(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [
         line.split("| tap-snyk ", 1)[1].split("| ", 1)[1]
         for line in result.stderr.splitlines()
-        if "| tap-snyk " in line and ("OK   " in line or "FAIL " in line or "check" in line)
+        if "| tap-snyk " in line
+        and any(mark in line for mark in ("OK   ", "WARN ", "FAIL ", "check"))
     ]
 
 
@@ -49,10 +50,13 @@ def test_a_good_setup_passes_with_one_line_each_and_emits_nothing(
     assert result.stdout == ""  # no Singer message at all
     lines = report(result)
     assert lines[0] == f"OK   the API token: valid at {snyk_api.url}, for Fake User"
-    assert f"OK   organization {ORG_A}: org_audit_logs readable (org.audit_log.read)" in lines
-    assert f"OK   organization {ORG_B}: org_audit_logs readable (org.audit_log.read)" in lines
+    for org in (ORG_A, ORG_B):
+        assert f"OK   organization {org}: org_audit_logs readable (org.audit_log.read)" in lines
+        assert f"OK   organization {org}: org_memberships readable (org.membership.read)" in lines
+        assert f"OK   organization {org}: projects readable (org.project.read)" in lines
     assert f"OK   group {GROUP}: group_audit_logs readable (group.audit.read)" in lines
-    assert lines[-1] == "Connection check passed: 4 checks."
+    assert f"OK   group {GROUP}: group_memberships readable (group.membership.read)" in lines
+    assert lines[-1] == "Connection check passed: 9 checks."
     # One page per partition, not a sync: ORG_A has more events than a page.
     searches = [r for r in snyk_api.requests if r.path.endswith("/search")]
     assert len(searches) == 3
@@ -78,9 +82,17 @@ def test_each_org_or_group_without_access_is_named(snyk_api: FakeSnyk, tmp_path:
     lines = report(result)
     assert f"OK   organization {ORG_A}: org_audit_logs readable (org.audit_log.read)" in lines
     assert any(
-        line.startswith(f"FAIL organization {ORG_B}: The API token may not read") for line in lines
+        line.startswith(f"FAIL organization {ORG_B}: org_audit_logs: The API token may not read")
+        for line in lines
     )
     assert any(
-        line.startswith(f"FAIL organization {missing}: Snyk does not know") for line in lines
+        line.startswith(f"FAIL organization {missing}: org_audit_logs: Snyk does not know")
+        for line in lines
     )
-    assert lines[-1] == "Connection check failed: 2 of 5 checks."
+    # A lookup the token may not read is skipped by the sync: a warning, not a failure.
+    assert any(
+        line.startswith(f"WARN organization {ORG_B}: projects: The API token may not read")
+        and "deselect the stream (drop `projects.*`" in line
+        for line in lines
+    )
+    assert lines[-1] == "Connection check failed: 2 of 12 checks."

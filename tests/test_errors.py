@@ -149,3 +149,34 @@ def test_the_cli_ends_a_refusal_with_the_message_and_no_traceback(
     assert f"The API token may not read organization {ORG_A} (403)" in result.stderr
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr + result.stdout
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_api_url(snyk_api: FakeSnyk) -> None:
+    run = run_tap(
+        {**tap_config(snyk_api), "api_url": "https://api.snyk.invalid", "max_retry_seconds": 600}
+    )
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(
+        "Cannot reach the Snyk API at `api_url` (https://api.snyk.invalid): its host name does not"
+    )
+
+
+def test_an_api_that_fails_tls_fails_at_once_naming_api_url(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    https_to_plain_http = snyk_api.url.replace("http://", "https://")
+    run = run_tap({**tap_config(snyk_api), "api_url": https_to_plain_http})
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert "the TLS handshake failed" in run.error
+    assert "`api_url`" in run.error
+
+
+def test_a_token_with_a_line_break_is_refused_without_quoting_it(snyk_api: FakeSnyk) -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TapSnyk(
+            config={**tap_config(snyk_api), "api_token": "sekret-123\r"}, parse_env_config=False
+        )
+    assert any("`api_token` holds spaces, line breaks" in e for e in raised.value.errors)
+    assert "sekret-123" not in " ".join(raised.value.errors)
+    assert snyk_api.requests == []

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects, uuid_for
+from tests.fake_snyk import FakeSnyk, Fault, make_events, make_members, make_projects, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 LOOKUPS = ("organizations", "group_memberships", "org_memberships", "projects")
@@ -108,3 +108,18 @@ def test_each_lookup_can_be_deselected(snyk_api: FakeSnyk) -> None:
     assert not any(
         r.path.endswith(("/projects", f"/orgs/{ORG_A}/memberships")) for r in snyk_api.requests
     )
+
+
+def test_a_lookup_the_token_may_not_read_is_skipped_and_the_audit_logs_still_load(
+    snyk_api: FakeSnyk, caplog
+) -> None:
+    import logging
+
+    seed(snyk_api)
+    snyk_api.faults.append(Fault(status=403, path="/projects"))
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(tap_config(snyk_api))
+    assert run.exit_code == 0
+    assert run.records("org_audit_logs")
+    assert run.records("projects") == []
+    assert "deselect the stream (drop `projects.*`" in caplog.text

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
-from tap_snyk.records import EventIdentities, audit_record
+from tap_snyk.records import EventIdentities, normalized_item
 from tests.conftest import GROUP, ORG_A, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, make_events
 
@@ -63,10 +64,10 @@ def test_group_records_always_carry_the_group_id(snyk_api: FakeSnyk) -> None:
 
 
 def test_event_id_is_the_hash_of_the_records_canonical_json() -> None:
-    record = audit_record(
+    record = normalized_item(
         item("2026-11-01T10:00:00.000Z", content={"b": 1, "a": "é"}), {"org_id": ORG_A}
     )
-    event_id = EventIdentities().event_id(record)
+    event_id = EventIdentities().event_id(record)  # record: the normalized item
     canonical = (
         '{"content":{"a":"é","b":1},"created":"2026-11-01T10:00:00.000000Z",'
         f'"event":"org.user.add","org_id":"{ORG_A}"}}'
@@ -92,9 +93,9 @@ def test_events_differing_in_any_field_get_different_ids() -> None:
         {**base, "content": {"x": 1, "": None}},
         {**base, "created": "2026-11-01T10:00:00.001Z"},
     ]
-    ids = [EventIdentities().event_id(audit_record(v, {"org_id": ORG_A})) for v in variants]
+    ids = [EventIdentities().event_id(normalized_item(v, {"org_id": ORG_A})) for v in variants]
     assert len(set(ids)) == len(variants)
-    other_org = EventIdentities().event_id(audit_record(base, {"org_id": GROUP}))
+    other_org = EventIdentities().event_id(normalized_item(base, {"org_id": GROUP}))
     assert other_org not in ids
 
 
@@ -117,3 +118,30 @@ def test_canonical_json_of_a_loaded_row_gives_back_its_event_id(snyk_api: FakeSn
     row = {k: v for k, v in record.items() if k != "event_id" and v is not None}
     canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert record["event_id"] == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_fields_outside_the_schema_count_in_event_id_and_are_reported(
+    snyk_api: FakeSnyk, caplog
+) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_org_events(
+        ORG_A,
+        [
+            item(created, user_id="u", actor_ip="10.0.0.1"),
+            item(created, user_id="u", actor_ip="10.0.0.2"),
+        ],
+    )
+    with caplog.at_level(logging.WARNING):
+        records = run_tap(tap_config(snyk_api)).records("org_audit_logs")
+    assert len({r["event_id"] for r in records}) == 2  # they differ only outside the schema
+    assert all("actor_ip" not in r for r in records)
+    assert "fields that org_audit_logs has no column for: actor_ip" in caplog.text
+
+
+def test_a_lone_surrogate_in_content_cannot_stop_the_run(snyk_api: FakeSnyk) -> None:
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    snyk_api.add_org_events(ORG_A, [item(created, content={"name": "bad \ud800 half", "ok": "🔒"})])
+    run = run_tap(tap_config(snyk_api))
+    assert run.exit_code == 0
+    [record] = run.records("org_audit_logs")
+    assert record["content"] == {"name": "bad \ufffd half", "ok": "🔒"}

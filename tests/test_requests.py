@@ -37,8 +37,8 @@ def test_first_request_sends_every_search_parameter_once(snyk_api: FakeSnyk) -> 
     query = search_requests(snyk_api)[0].query
     assert query == {
         "version": ["2024-10-15"],
-        "from": ["2026-10-01T00:00:00.000000Z"],
-        "to": [(NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")],
+        "from": ["2026-10-01T00:00:00Z"],
+        "to": [(NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")],
         "sort_order": ["ASC"],
         "size": ["25"],
         "events": ["org.user.add,org.project.files.create"],
@@ -169,3 +169,13 @@ def test_without_discover_orgs_the_group_orgs_audit_logs_are_not_read(snyk_api: 
     run = run_tap(tap_config(snyk_api, group_ids=[GROUP]))
     assert run.records("org_audit_logs") == []
     assert not any(ORG_B in r.path for r in search_requests(snyk_api))
+
+
+def test_an_empty_page_ends_paging(snyk_api: FakeSnyk) -> None:
+    events = visible(make_events(30, start=NOW - timedelta(days=1), org_id=ORG_A))[:20]
+    snyk_api.add_org_events(ORG_A, events)
+    snyk_api.empty_last_page = True  # the full last page links to an empty one
+    run = run_tap(tap_config(snyk_api, page_size=10))
+    assert run.exit_code == 0
+    assert len(run.records("org_audit_logs")) == 20
+    assert len(search_requests(snyk_api)) == 3

@@ -61,7 +61,7 @@ def test_next_run_starts_lookback_hours_before_the_bookmark(snyk_api: FakeSnyk) 
     snyk_api.reset_requests()
     run_tap(config, state=first.final_state)
     expected = (mark - timedelta(hours=6)).replace(microsecond=0)
-    assert search_froms(snyk_api) == [expected.strftime("%Y-%m-%dT%H:%M:%S.000000Z")]
+    assert search_froms(snyk_api) == [expected.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
 def test_lookback_never_reaches_before_start_date(snyk_api: FakeSnyk) -> None:
@@ -71,7 +71,7 @@ def test_lookback_never_reaches_before_start_date(snyk_api: FakeSnyk) -> None:
     first = run_tap(config)
     snyk_api.reset_requests()
     run_tap(config, state=first.final_state)
-    assert search_froms(snyk_api) == [start_date.strftime("%Y-%m-%dT%H:%M:%S.000000Z")]
+    assert search_froms(snyk_api) == [start_date.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
 def test_re_read_events_do_not_move_the_bookmark_back(snyk_api: FakeSnyk) -> None:
@@ -139,3 +139,46 @@ def test_full_then_incremental_runs_deliver_every_event_exactly_once_by_key(
     expected = sorted(identity(e) for e in visible(published))
     loaded = sorted(identity(r) for r in table.values())
     assert loaded == expected
+
+
+def test_a_bookmark_set_by_hand_in_another_format_is_read_as_its_instant(
+    snyk_api: FakeSnyk,
+) -> None:
+    mark = NOW - timedelta(hours=3)
+    snyk_api.add_org_events(
+        ORG_A,
+        [
+            {"created": stamp(mark + timedelta(milliseconds=500)), "event": "a"},
+            {"created": stamp(mark + timedelta(hours=1)), "event": "b"},
+        ],
+    )
+    hand_set = {  # as `meltano state set` might be given it: whole seconds, an offset
+        "bookmarks": {
+            "org_audit_logs": {
+                "partitions": [
+                    {
+                        "context": {"org_id": ORG_A},
+                        "replication_key": "created",
+                        "replication_key_value": mark.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                    }
+                ]
+            }
+        }
+    }
+    run = run_tap(tap_config(snyk_api, lookback_hours=0), state=hand_set)
+    assert run.exit_code == 0
+    assert [r["event"] for r in run.records("org_audit_logs")] == ["a", "b"]
+    assert (
+        bookmark(run.final_state, "org_audit_logs", "org_id", ORG_A)
+        == run.records("org_audit_logs")[-1]["created"]
+    )
+
+
+def test_a_bookmark_past_end_date_asks_nothing(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [{"created": stamp(NOW - timedelta(hours=1)), "event": "a"}])
+    first = run_tap(tap_config(snyk_api, lookback_hours=0))
+    snyk_api.reset_requests()
+    end = (NOW - timedelta(hours=2)).isoformat()
+    again = run_tap(tap_config(snyk_api, lookback_hours=0, end_date=end), state=first.final_state)
+    assert again.exit_code == 0
+    assert search_froms(snyk_api) == []

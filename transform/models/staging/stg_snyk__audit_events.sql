@@ -12,8 +12,9 @@ with unioned as (
 ),
 
 events as (
-    -- An org event read through both the org's log and its group's log has the same event_id
-    -- (the id hashes the event's fields): keep it once, as the org's.
+    -- One row per event_id. An org event read through both the org's log and its group's log
+    -- has two ids (the group's copy carries the group_id the tap fills in), so both stay, told
+    -- apart by `source`; should two copies ever share an id, the org's is kept.
     select
         unioned.*,
         row_number() over (

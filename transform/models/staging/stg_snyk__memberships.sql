@@ -1,5 +1,5 @@
 -- One row per member of an organization or a group: (scope, scope_id, user_id), with the role
--- held there. Memberships of users who left stay (is_deleted) for the events they caused.
+-- held there. A membership that ended stays as last seen (is_deleted awaits ACTIVATE_VERSION).
 {%- set member_columns -%}
     id, user_id, user_name, user_username, user_email, user_login_method, role_id, role_name,
     created_at, _sdc_deleted_at

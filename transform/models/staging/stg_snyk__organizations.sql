@@ -1,5 +1,5 @@
--- One row per organization. Organizations deleted in Snyk stay (is_deleted), so that old events
--- keep their names.
+-- One row per organization. One removed in Snyk stays as last seen, so that old events keep
+-- its name (is_deleted awaits ACTIVATE_VERSION from the tap; today it is false).
 with ranked as (
     select
         organizations.*,

@@ -1,5 +1,5 @@
--- One row per project. Projects deleted in Snyk stay (is_deleted), so that old events keep
--- their names.
+-- One row per project. A project deleted in Snyk stays as last seen, so that old events keep
+-- its name (is_deleted is ready for when the tap sends ACTIVATE_VERSION; today it is false).
 with ranked as (
     select
         projects.*,
