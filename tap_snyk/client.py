@@ -155,9 +155,10 @@ class SnykStream(RESTStream[str | None]):
 
     def backoff_handler(self, details: Details) -> None:
         """A retry is a warning: the run goes on, and most retries succeed."""
+        error = details.get("exception")
         self.logger.warning(
             "%s for %s (try %d); trying again in %.1f s.",
-            _fault(details.get("exception")),
+            _fault(error if isinstance(error, BaseException) else None),
             self.subject.format(**(details["args"][1] or {})),
             details["tries"],
             details.get("wait", 0.0),
