@@ -1,0 +1,32 @@
+"""The code stays as STYLE.md asks: ruff-clean, formatted, and mypy-clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "tap_snyk", "tests"],
+        ["ruff", "format", "--check", "tap_snyk", "tests"],
+        ["mypy", "tap_snyk"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy"],
+)
+def test_linters_pass(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
