@@ -12,10 +12,7 @@ with changes as (
             else 'membership'
         end as change_kind,
         coalesce(events.content ->> 'userPublicId', events.content ->> 'userId') as subject_user_id,
-        case jsonb_typeof(events.content -> 'role')
-            when 'string' then events.content ->> 'role'
-            when 'object' then events.content -> 'role' ->> 'role'
-        end as content_role
+        {{ snyk_content_role('events') }} as content_role
     from {{ ref('stg_snyk__audit_events') }} as events
     where events.event ~ '(^|\.)(users?|roles?|members?|memberships?|invites?)(\.|$)'
         or events.event ~ '(^|\.)sso\.(.*\.)?sync$'
@@ -27,10 +24,7 @@ select
     changes.event,
     changes.change_kind,
 
-    changes.user_id as actor_user_id,
-    changes.user_name as actor_name,
-    changes.user_email as actor_email,
-    changes.user_role as actor_role,
+    {{ snyk_actor_columns('changes') }},
 
     changes.subject_user_id,
     coalesce(subjects.user_name, changes.content ->> 'displayName', changes.content ->> 'name')

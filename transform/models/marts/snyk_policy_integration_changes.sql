@@ -22,10 +22,7 @@ select
     changes.event,
     changes.change_kind,
 
-    changes.user_id as actor_user_id,
-    changes.user_name as actor_name,
-    changes.user_email as actor_email,
-    changes.user_role as actor_role,
+    {{ snyk_actor_columns('changes') }},
 
     changes.org_id,
     changes.org_name,

@@ -22,15 +22,9 @@ select
     activity.activity_kind,
     coalesce(activity.content ->> 'serviceAccountPublicId', activity.content ->> 'serviceAccountId')
         as service_account_id,
-    case jsonb_typeof(activity.content -> 'role')
-        when 'string' then activity.content ->> 'role'
-        when 'object' then activity.content -> 'role' ->> 'role'
-    end as service_account_role,
+    {{ snyk_content_role('activity') }} as service_account_role,
 
-    activity.user_id as actor_user_id,
-    activity.user_name as actor_name,
-    activity.user_email as actor_email,
-    activity.user_role as actor_role,
+    {{ snyk_actor_columns('activity') }},
 
     activity.org_id,
     activity.org_name,
