@@ -68,9 +68,14 @@ class SnykStream(RESTStream[str | None]):
     page_limit: ClassVar[int | None] = None
 
     @property
+    def tap(self) -> TapSnyk:
+        """The tap this stream belongs to."""
+        return cast("TapSnyk", self._tap)
+
+    @property
     def settings(self) -> SnykSettings:
         """The tap's checked settings."""
-        return cast("TapSnyk", self._tap).settings
+        return self.tap.settings
 
     @property
     def url_base(self) -> str:
@@ -133,7 +138,7 @@ class SnykStream(RESTStream[str | None]):
 
     def request_decorator(self, func: Callable[..., requests.Response]) -> Callable:
         """Send at the pace of the tap's rate limit; retry passing faults for a bounded time."""
-        limiter = cast("TapSnyk", self._tap).rate_limiter
+        limiter = self.tap.rate_limiter
 
         def paced(*args: Any, **kwargs: Any) -> requests.Response:
             limiter.wait_for_turn()

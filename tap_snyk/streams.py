@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
 
@@ -78,11 +78,6 @@ class ScopedStream(SnykStream):
     schema = StreamSchema(SCHEMAS)  # schemas/<stream name>.json
     #: The context key naming a partition: "org_id" or "group_id".
     partition_key: ClassVar[str]
-
-    @property
-    def tap(self) -> TapSnyk:
-        """The tap this stream belongs to."""
-        return cast("TapSnyk", self._tap)
 
     @functools.cached_property
     def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
