@@ -525,10 +525,20 @@ class FakeSnyk:
     `Fault`), requests (`RecordedRequest`s received), next_link_style (one of NEXT_LINK_STYLES),
     foreign_next_link (served once as the next link of the next paged answer), repeat_next_link
     (every paged answer links to itself), empty_last_page (a full last page links to an empty one),
-    clock (returns the current time; decides where "yesterday" starts).
+    clock (returns the current time; decides where "yesterday" starts), latency (seconds every
+    answer takes, like a live search; answers to concurrent requests are delayed side by side).
     """
 
-    def __init__(self, *, port: int = 0, tokens: Iterable[str] = (DEFAULT_TOKEN,)) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        latency: float = 0.0,
+    ) -> None:
+        if latency < 0:
+            raise ValueError(f"latency must be 0 or more seconds, not {latency!r}")
+        self.latency = latency
         self.tokens: set[str] = set(tokens)
         self.forbidden: set[str] = set()
         self._last_search: dict[tuple[Any, ...], list[_StoredEvent]] = {}
@@ -990,6 +1000,10 @@ class _Handler(BaseHTTPRequestHandler):
                 target=self.path,
             )
         )
+        if fake.latency > 0:
+            # Each connection has its own thread and no lock is held here, so concurrent
+            # requests wait side by side, as they would on the live service.
+            time.sleep(fake.latency)
         fault = fake._take_fault(self.path)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
@@ -1409,8 +1423,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--orgs", type=int, default=2, help="number of orgs")
     parser.add_argument("--groups", type=int, default=1, help="number of groups")
     parser.add_argument("--events", type=int, default=500, help="events per org and per group")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds every answer takes, e.g. 0.15 for a live-like audit search (default 0)",
+    )
     options = parser.parse_args(args)
-    api = FakeSnyk(port=options.port)
+    if options.latency < 0:
+        parser.error("--latency must be 0 or more seconds")
+    api = FakeSnyk(port=options.port, latency=options.latency)
     try:
         api.start()
     except OSError as error:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
@@ -377,6 +379,45 @@ def test_module_runs_a_command_against_seeded_data():
     )
     assert "TAP_SNYK_GROUP_IDS=[" in done.stderr
     assert 20 <= done.returncode <= 30  # the org's events except api.access, as exit code
+
+
+def test_latency_delays_every_answer_and_concurrent_answers_side_by_side():
+    latency, clients = 0.5, 8
+    with FakeSnyk(latency=latency) as api:
+        api.add_org_events(ORG, [event("2024-05-10T00:00:00.000Z")])
+
+        def timed_search(_: int) -> float:
+            began = time.perf_counter()
+            assert search(api, {"from": WEEK_AGO}).status_code == 200
+            return time.perf_counter() - began
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            durations = list(pool.map(timed_search, range(clients)))
+        elapsed = time.perf_counter() - began
+    assert min(durations) >= latency
+    # One after another they would take clients * latency (4 s); side by side about 0.5 s.
+    assert elapsed < clients * latency
+
+
+def test_module_serves_with_the_latency_asked_for():
+    probe = (
+        "import os, sys, time, urllib.request as u; "
+        "began = time.perf_counter(); "
+        "u.urlopen(u.Request(os.environ['TAP_SNYK_API_URL'] + '/rest/self?version=2024-10-15', "
+        "headers={'Authorization': 'token ' + os.environ['TAP_SNYK_API_TOKEN']})); "
+        "sys.exit(0 if time.perf_counter() - began >= 0.3 else 1)"
+    )
+    fake = [sys.executable, "-m", "tests.fake_snyk", "--port", "0", "--latency", "0.3"]
+    done = subprocess.run(
+        [*fake, "--", sys.executable, "-c", probe],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 # -- orgs, memberships and projects -------------------------------------------------------------
