@@ -141,8 +141,8 @@ def _check_token(token: object, errors: list[str]) -> None:
     # The message never quotes the token: that is the point of checking it here.
     if not isinstance(token, str) or not token.strip():
         errors.append(
-            "`api_token` is not set: put TAP_SNYK_API_TOKEN in .secrets/tap-snyk.env (see "
-            ".secrets.example) or in the environment."
+            "`api_token` is not set: set it in the tap's config (in Meltano: `meltano config "
+            "set tap-snyk api_token`) or as TAP_SNYK_API_TOKEN in the environment."
         )
     elif any(character.isspace() or not character.isprintable() for character in token):
         errors.append(

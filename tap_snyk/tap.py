@@ -7,6 +7,11 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
 import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -236,6 +241,20 @@ class TapSnyk(Tap):
                 cls.logger.error("%s", message)
             ctx.exit(1)
         ctx.exit(0 if tap.report_connection_check() else 1)
+
+    @override
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with `--test` described as what it does in this tap."""
+        command = super().get_singer_command()
+        [test] = [param for param in command.params if param.name == "test"]
+        assert isinstance(test, click.Option)  # the SDK declares it so
+        test.help = (
+            "Check the setup without syncing: the token, then one page of every selected stream "
+            "for each org and group; one OK/WARN/FAIL line each, no Singer messages, exit 1 if "
+            "anything failed. --test=schema prints the streams' SCHEMA messages."
+        )
+        return command
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
