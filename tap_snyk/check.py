@@ -40,15 +40,22 @@ def check_connection(tap: TapSnyk) -> list[Finding]:
         Finding("the API token", ok=True, detail=f"valid at {tap.settings.api_origin}, for {who}")
     ]
 
+    try:
+        scope = tap.resolve_scope()
+    except SnykError as error:  # listing the orgs of a group failed, and not by a refusal
+        return [*findings, Finding("the groups' organizations", ok=False, detail=str(error))]
+    for group_id, refusal in scope.refused.items():
+        # As the sync judges it: lost orgs with `discover_orgs`, else a skipped lookup.
+        skipped = not scope.discover_orgs
+        detail = f"listing its organizations: {refusal}" + (
+            " (the sync skips it in organizations)" if skipped else ""
+        )
+        findings.append(Finding(f"group {group_id}", ok=skipped, detail=detail, warning=skipped))
+
     for stream in tap.streams.values():
         if not isinstance(stream, ScopedStream) or not stream.selected or stream.partitions is None:
             continue
-        try:
-            partitions = stream.partitions
-        except SnykError as error:  # listing the orgs of a group failed
-            findings.append(Finding(stream.name, ok=False, detail=str(error)))
-            continue
-        for context in partitions:
+        for context in stream.partitions:
             subject = stream.subject.format(**context)
             try:
                 next(iter(stream.request_records(context)), None)

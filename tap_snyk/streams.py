@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, Record
 
-    from tap_snyk.tap import TapSnyk
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -38,38 +37,6 @@ SCHEMAS = SchemaDirectory(schemas)
 def api_timestamp(moment: datetime) -> str:
     """A timestamp for Snyk's `from` / `to`: whole seconds as Snyk documents them, else µs."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if not moment.microsecond else rfc3339(moment)
-
-
-class OrgDirectory:
-    """The orgs a run reads: the configured ones, then (with `discover_orgs`) their groups'.
-
-    A group's orgs are listed once per run, for every stream that needs them.
-    """
-
-    def __init__(self, tap: TapSnyk) -> None:
-        self._tap = tap
-        self._group_orgs: dict[str, list[dict[str, Any]]] = {}
-
-    def group_orgs(self, group_id: str) -> list[dict[str, Any]]:
-        """The orgs of a group, as the API describes them."""
-        if group_id not in self._group_orgs:
-            lister = GroupOrgsStream(tap=self._tap)
-            self._group_orgs[group_id] = list(lister.request_records({"group_id": group_id}))
-        return self._group_orgs[group_id]
-
-    @functools.cached_property
-    def discovered_ids(self) -> frozenset[str]:
-        """Orgs read only because `discover_orgs` found them in a group."""
-        settings = self._tap.settings
-        if not settings.discover_orgs:
-            return frozenset()
-        found = {org["id"] for group in settings.group_ids for org in self.group_orgs(group)}
-        return frozenset(found - set(settings.org_ids))
-
-    @functools.cached_property
-    def ids(self) -> list[str]:
-        """Configured orgs first, in the order given, then the discovered ones."""
-        return [*self._tap.settings.org_ids, *sorted(self.discovered_ids)]
 
 
 class ScopedStream(SnykStream):
@@ -81,8 +48,8 @@ class ScopedStream(SnykStream):
 
     @functools.cached_property
     def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        """One context per org or group; the orgs are listed once a run."""
-        ids = self.tap.orgs.ids if self.partition_key == "org_id" else self.settings.group_ids
+        """One context per org or group of the run's scope."""
+        ids = self.tap.scope.partition_ids(self.partition_key)
         return [{self.partition_key: partition_id} for partition_id in ids]
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -117,9 +84,7 @@ class ScopedStream(SnykStream):
         Unlike a configured id, a discovered org cannot be fixed in the settings, so it must not
         stop the other orgs.
         """
-        return (
-            refusal.status in (403, 404) and context.get("org_id") in self.tap.orgs.discovered_ids
-        )
+        return refusal.status in (403, 404) and self.tap.scope.is_discovered(context.get("org_id"))
 
 
 class AuditLogStream(ScopedStream):
@@ -294,20 +259,29 @@ class OrganizationsStream(LookupStream):
         return None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The groups' orgs from their listings, then each configured org not among them."""
+        """The groups' orgs from their listings, then each configured org not among them.
+
+        A group whose listing was refused is skipped with a warning, as lookups are.
+        """
+        scope = self.tap.scope
         properties = self.schema["properties"]
         listed: set[str] = set()
-        for group_id in self.settings.group_ids:
-            for org in self.tap.orgs.group_orgs(group_id):
+        for group_id in scope.group_ids:
+            if refusal := scope.refused.get(group_id):
+                self.logger.warning("Skipped: %s", refusal)
+            for org in scope.group_orgs.get(group_id, ()):
                 listed.add(org["id"])
                 yield resource_record(org, properties)
-        for org_id in self.settings.org_ids:
+        for org_id in scope.org_ids:
             if org_id not in listed:
                 yield from super().get_records({"org_id": org_id})
 
 
 class GroupOrgsStream(SnykStream):
-    """The orgs of a group: the listing behind `discover_orgs` and `organizations`."""
+    """The orgs of a group: the listing behind `discover_orgs` (and `organizations`).
+
+    Not a stream of the catalog: `TapSnyk.resolve_scope` reads it once, at the start of a run.
+    """
 
     name = "group_orgs"
     path = "/groups/{group_id}/orgs"
@@ -315,6 +289,13 @@ class GroupOrgsStream(SnykStream):
     page_limit = 100
     subject = "group {group_id}"
     required_permission = "group.read (to list the group's organizations)"
+    refusal_remedy = "turn `discover_orgs` off and name the group's orgs in `org_ids`"
+
+
+class GroupOrgsLookupStream(GroupOrgsStream):
+    """The same listing when only the `organizations` lookup needs it (`discover_orgs` off)."""
+
+    refusal_remedy = LookupStream.refusal_remedy.replace("{stream}", "organizations")
 
 
 class SelfStream(SnykStream):

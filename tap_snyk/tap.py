@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,13 +23,15 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_snyk.check import check_connection
 from tap_snyk.errors import SnykError
 from tap_snyk.retries import RequestRateLimiter
+from tap_snyk.scope import RunScope, resolve_scope
 from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
 from tap_snyk.streams import (
     GroupAuditLogsStream,
     GroupMembershipsStream,
+    GroupOrgsLookupStream,
+    GroupOrgsStream,
     OrganizationsStream,
     OrgAuditLogsStream,
-    OrgDirectory,
     OrgMembershipsStream,
     ProjectsStream,
 )
@@ -160,6 +163,7 @@ class TapSnyk(Tap):
     ).to_dict()
 
     _settings: SnykSettings | None = None
+    _scope: RunScope | None = None
 
     @property
     def settings(self) -> SnykSettings:
@@ -187,10 +191,59 @@ class TapSnyk(Tap):
         """One limit for every request of the run: Snyk counts requests per token."""
         return RequestRateLimiter(self.settings.max_requests_per_minute)
 
+    @property
+    def scope(self) -> RunScope:
+        """The orgs and groups of this run, worked out by `resolve_scope()`."""
+        if self._scope is None:
+            raise RuntimeError(
+                "TapSnyk.scope was read before the run's scope was worked out: call "
+                "resolve_scope() first (sync_all and the connection check do)."
+            )
+        return self._scope
+
+    def resolve_scope(self) -> RunScope:
+        """List the groups' orgs once, as far as this run needs them, and keep the answer.
+
+        Raises SnykError when a listing fails other than by a refusal (403, 404).
+        """
+        lister = (GroupOrgsStream if self.settings.discover_orgs else GroupOrgsLookupStream)(
+            tap=self
+        )
+        self._scope = resolve_scope(
+            self.settings,
+            list_orgs=lambda group_id: lister.request_records({"group_id": group_id}),
+            need_listings=self.streams["organizations"].selected,
+        )
+        return self._scope
+
     @functools.cached_property
-    def orgs(self) -> OrgDirectory:
-        """The orgs this run reads, shared by every stream that reads per org."""
-        return OrgDirectory(self)
+    def problems(self) -> list[str]:
+        """What went wrong in this run without stopping it; any of them makes the run fail."""
+        return []
+
+    def report_problem(self, message: str) -> None:
+        """Log a problem now; the run goes on and ends with exit status 1 after its state."""
+        self.logger.error("%s", message)
+        self.problems.append(message)
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+        """Work out the run's scope, sync every selected stream, then fail if anything was wrong.
+
+        Raises SnykError naming the problems of the run, after the final STATE was written.
+        """
+        scope = self.resolve_scope()
+        for refusal in scope.failed_discoveries.values():
+            self.report_problem(f"The orgs of a group were not read: {refusal}")
+        super().sync_all()
+        if self.problems:
+            raise SnykError(_summary(self.problems))
+
+    def run_sync_dry_run(  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+        self, dry_run_record_limit: int | None = 1, streams: Iterable[Stream] | None = None
+    ) -> bool:
+        """The SDK's dry run (its standard tests), on the run's scope like a sync."""
+        self.resolve_scope()
+        return super().run_sync_dry_run(dry_run_record_limit, streams)
 
     def discover_streams(self) -> list[Stream]:
         """The audit-log streams, then the lookups that give their ids names."""
@@ -264,6 +317,16 @@ class TapSnyk(Tap):
         except SnykError as error:
             cls.logger.error("%s", error)
             sys.exit(1)
+
+
+def _summary(problems: list[str]) -> str:
+    """One line for the end of a run that had problems (each was logged when it happened)."""
+    if len(problems) == 1:
+        return problems[0]
+    return (
+        f"The run finished with {len(problems)} problems (each logged above); everything else "
+        f"was read and its state written. The first: {problems[0]}"
+    )
 
 
 if __name__ == "__main__":
