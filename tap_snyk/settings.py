@@ -21,6 +21,10 @@ import pendulum
 OLDEST_API_VERSION = date(2024, 4, 29)
 #: Snyk keeps audit logs for the past 90 days.
 RETENTION = timedelta(days=90)
+RETENTION_HOURS = 90 * 24
+#: Upper bounds of the time settings: beyond them a job only looks hung.
+MAX_REQUEST_TIMEOUT = 3600
+MAX_RETRY_SECONDS = 24 * 3600
 #: Snyk's rate limit per API token.
 SNYK_REQUESTS_PER_MINUTE = 1620
 REGIONAL_ORIGINS = (
@@ -85,17 +89,12 @@ class SnykSettings:
                 f"({rfc3339(start_date)})."
             )
 
-        lookback_hours = config.get("lookback_hours", 24)
-        if not isinstance(lookback_hours, int) or lookback_hours < 0:
-            errors.append(
-                "`lookback_hours` must be a whole number of hours, 0 or more, "
-                f"not {lookback_hours!r}."
-            )
-            lookback_hours = 0
+        # Snyk keeps 90 days: a longer lookback only re-reads what is not there.
+        lookback_hours = _whole_number(
+            config, "lookback_hours", 24, 0, RETENTION_HOURS, "hours; Snyk keeps 90 days", errors
+        )
 
-        page_size = config.get("page_size", 100)
-        if not isinstance(page_size, int) or not 1 <= page_size <= 100:
-            errors.append(f"`page_size` must be a whole number from 1 to 100, not {page_size!r}.")
+        page_size = _whole_number(config, "page_size", 100, 1, 100, "events per page", errors)
 
         events = tuple(config.get("events") or ())
         exclude_events = tuple(config.get("exclude_events") or ())
@@ -105,17 +104,21 @@ class SnykSettings:
                 "request): keep one of them."
             )
 
-        max_requests_per_minute = config.get("max_requests_per_minute", 1200)
-        if not isinstance(max_requests_per_minute, int) or not (
-            1 <= max_requests_per_minute <= SNYK_REQUESTS_PER_MINUTE
-        ):
-            errors.append(
-                "`max_requests_per_minute` must be a whole number from 1 to "
-                f"{SNYK_REQUESTS_PER_MINUTE} (Snyk's limit per token), "
-                f"not {max_requests_per_minute!r}."
-            )
-        request_timeout = _positive_seconds(config, "request_timeout", 60, errors)
-        max_retry_seconds = _positive_seconds(config, "max_retry_seconds", 600, errors)
+        max_requests_per_minute = _whole_number(
+            config,
+            "max_requests_per_minute",
+            1200,
+            1,
+            SNYK_REQUESTS_PER_MINUTE,
+            f"requests per minute (Snyk allows {SNYK_REQUESTS_PER_MINUTE} per token)",
+            errors,
+        )
+        request_timeout = _whole_number(
+            config, "request_timeout", 60, 1, MAX_REQUEST_TIMEOUT, "seconds", errors
+        )
+        max_retry_seconds = _whole_number(
+            config, "max_retry_seconds", 600, 1, MAX_RETRY_SECONDS, "seconds", errors
+        )
 
         if errors:
             raise SettingsError(errors)
@@ -151,12 +154,21 @@ def _check_token(token: object, errors: list[str]) -> None:
         )
 
 
-def _positive_seconds(
-    config: Mapping[str, Any], setting: str, default: int, errors: list[str]
+def _whole_number(
+    config: Mapping[str, Any],
+    setting: str,
+    default: int,
+    low: int,
+    high: int,
+    unit: str,
+    errors: list[str],
 ) -> int:
+    """A whole-number setting within its bounds, else `default` and an error naming it."""
     value = config.get(setting, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        errors.append(f"`{setting}` must be a whole number of seconds, 1 or more, not {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors.append(
+            f"`{setting}` must be a whole number from {low} to {high} ({unit}), not {value!r}."
+        )
         return default
     return value
 
@@ -164,6 +176,13 @@ def _positive_seconds(
 def _api_origin(api_url: str, errors: list[str]) -> str:
     """The scheme and host of `api_url`; a trailing `/` or `/rest` is tolerated."""
     parts = urlsplit(str(api_url).strip())
+    if "@" in parts.netloc:
+        # Never quoted: what precedes the `@` is a password or a token.
+        errors.append(
+            "`api_url` holds a user name or password (`…@` before the host): remove it; the "
+            "token goes in `api_token` and is sent only in the Authorization header."
+        )
+        return ""
     path = parts.path.rstrip("/")
     if parts.scheme not in ("http", "https") or not parts.hostname or path not in ("", "/rest"):
         errors.append(
@@ -212,22 +231,27 @@ def _uuids(
     if isinstance(values, str) or not isinstance(values, list):
         errors.append(f"`{setting}` must be a list of {kind} UUIDs, not {values!r}.")
         return ()
-    bad = [v for v in values if not _is_uuid(v)]
+    canonical = {v: _canonical_uuid(v) for v in values if isinstance(v, str)}
+    bad = [v for v in values if canonical.get(v) is None]
     if bad:
         errors.append(
             f"`{setting}` holds values that are not {kind} UUIDs: {', '.join(map(repr, bad))}. "
             f"Use the {kind} ID (a UUID from the {kind}'s settings page), not its name or slug."
         )
     # Keep the order given, once each: a repeated id must not read the same logs twice.
-    return tuple(dict.fromkeys(str(v).lower() for v in values if _is_uuid(v)))
+    return tuple(dict.fromkeys(c for v in values if (c := canonical.get(v)) is not None))
 
 
-def _is_uuid(value: object) -> bool:
+def _canonical_uuid(value: str) -> str | None:
+    """The UUID in Snyk's form (lower case, dashed), from any form Python reads.
+
+    `{…}`, `urn:uuid:…`, upper case and 32 hex digits without dashes all name the same id;
+    Snyk answers 404 to all but the canonical form.
+    """
     try:
-        uuid.UUID(str(value))
+        return str(uuid.UUID(value.strip()))
     except ValueError:
-        return False
-    return isinstance(value, str)
+        return None
 
 
 def _timestamp(config: Mapping[str, Any], setting: str, errors: list[str]) -> datetime | None:

@@ -115,7 +115,8 @@ def test_configuration_errors_are_found_before_any_request(snyk_api: FakeSnyk) -
         ({"end_date": "2020-01-01T00:00:00Z"}, "`end_date` (2020-01-01T00:00:00.000000Z)"),
         ({"api_url": "file:///etc/passwd"}, "`api_url` must be the origin of a Snyk API"),
         ({"max_requests_per_minute": 5000}, "`max_requests_per_minute` must be a whole number"),
-        ({"request_timeout": 0}, "`request_timeout` must be a whole number of seconds, 1 or more"),
+        ({"request_timeout": 0}, "`request_timeout` must be a whole number from 1 to 3600"),
+        ({"lookback_hours": 100000000}, "`lookback_hours` must be a whole number from 0 to 2160"),
     ],
 )
 def test_each_configuration_error_names_its_setting(

@@ -72,6 +72,19 @@ def test_the_token_appears_in_no_error(secret_api: FakeSnyk, tmp_path: Path, fau
     assert SECRET not in output
 
 
+@pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "connection check"])
+def test_credentials_in_api_url_are_refused_and_never_printed(
+    secret_api: FakeSnyk, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    with_credentials = secret_api.url.replace("http://", f"http://alice:{SECRET}@")
+    config = {**tap_config(secret_api), "api_url": with_credentials}
+    output = run_cli_debug(tmp_path, config, *args)
+    assert "`api_url` holds a user name or password" in output
+    assert SECRET not in output
+    assert "Traceback" not in output
+    assert secret_api.requests == []
+
+
 def test_the_token_is_never_in_a_request_url(secret_api: FakeSnyk) -> None:
     run_tap({**tap_config(secret_api, page_size=10), "api_token": SECRET})
     assert len(secret_api.requests) > 1

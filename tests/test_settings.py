@@ -125,10 +125,54 @@ def test_lookback_zero_turns_the_lookback_off() -> None:
     assert settings(lookback_hours=0).lookback == timedelta(0)
 
 
-def test_negative_lookback_is_refused() -> None:
-    assert "`lookback_hours` must be a whole number of hours, 0 or more" in errors(
-        org_ids=[ORG_A], lookback_hours=-1
+@pytest.mark.parametrize("lookback_hours", [-1, 2161, 100_000_000, True, 1.5])
+def test_lookback_outside_0_to_90_days_is_refused(lookback_hours: object) -> None:
+    assert "`lookback_hours` must be a whole number from 0 to 2160 (hours; Snyk keeps 90 days)" in (
+        errors(org_ids=[ORG_A], lookback_hours=lookback_hours)
     )
+
+
+def test_ninety_days_of_lookback_is_accepted() -> None:
+    assert settings(lookback_hours=2160).lookback == timedelta(days=90)
+
+
+@pytest.mark.parametrize(
+    ("setting", "high"),
+    [
+        ("page_size", 100),
+        ("max_requests_per_minute", 1620),
+        ("request_timeout", 3600),
+        ("max_retry_seconds", 86400),
+    ],
+)
+def test_every_whole_number_setting_has_an_upper_bound(setting: str, high: int) -> None:
+    assert getattr(settings(**{setting: high}), setting) == high
+    for value in (high + 1, 10**30):
+        assert f"`{setting}` must be a whole number from 1 to {high}" in errors(
+            org_ids=[ORG_A], **{setting: value}
+        )
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "{%s}",
+        "urn:uuid:%s",
+        "%s",
+    ],
+)
+def test_ids_in_other_uuid_spellings_are_normalised(written: str) -> None:
+    for spelled in (written % ORG_A.upper(), written % ORG_A.replace("-", "")):
+        s = settings(org_ids=[spelled], group_ids=[written % GROUP.upper()])
+        assert s.org_ids == (ORG_A,)
+        assert s.group_ids == (GROUP,)
+
+
+def test_api_url_with_credentials_is_refused_without_quoting_them() -> None:
+    message = errors(org_ids=[ORG_A], api_url="https://alice:s3cret-pw@api.snyk.io/rest")
+    assert "`api_url` holds a user name or password" in message
+    assert "s3cret-pw" not in message
+    assert "alice" not in message
 
 
 def test_every_mistake_is_reported_at_once_by_the_cli_without_a_request(tmp_path) -> None:
