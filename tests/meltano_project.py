@@ -49,12 +49,12 @@ def meltano_env(work: Path, **variables: str) -> dict[str, str]:
 
 
 def run_meltano(
-    env: dict[str, str], *args: str, check: bool = True
+    env: dict[str, str], *args: str, check: bool = True, project: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """`meltano ARGS` in the repository, failing the test (with Meltano's words) if it fails."""
+    """`meltano ARGS` in a project (the repository's), failing the test if it fails."""
     result = subprocess.run(
         [meltano(), *args],
-        cwd=ROOT,
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,

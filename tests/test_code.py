@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "tap_snyk", "tests"],
-        ["ruff", "format", "--check", "tap_snyk", "tests"],
+        ["ruff", "check", "tap_snyk", "tests", "scripts/plugin-definition"],
+        ["ruff", "format", "--check", "tap_snyk", "tests", "scripts/plugin-definition"],
         ["mypy", "tap_snyk"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
