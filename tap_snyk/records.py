@@ -21,17 +21,41 @@ def parse_timestamp(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def normalized_item(item: Mapping[str, Any], partition: Mapping[str, str]) -> dict[str, Any]:
+class MalformedItem(ValueError):
+    """An audit-log item the tap cannot read; the message says what is wrong with it."""
+
+
+def normalized_item(item: object, partition: Mapping[str, str]) -> dict[str, Any]:
     """An audit-log item read for `partition` (e.g. {"org_id": …}), every field kept.
 
     `created` is rewritten in the tap's one timestamp format, because bookmarks are compared
     as strings; the partition's id fills in the item's when the item lacks it.
+
+    Raises MalformedItem when the item is not an object or has no readable `created`.
     """
+    if not isinstance(item, Mapping):
+        raise MalformedItem(f"is not an object but {_sample(item)}")
+    created = item.get("created")
+    if not isinstance(created, str):
+        raise MalformedItem(
+            f"has {'no `created`' if created is None else f'`created` {_sample(created)}'}, "
+            f"not a timestamp: {_sample(item)}"
+        )
+    try:
+        moment = parse_timestamp(created)
+    except ValueError:
+        raise MalformedItem(f"has `created` {_sample(created)}, not a timestamp") from None
     normal = dict(item)
-    normal["created"] = rfc3339(parse_timestamp(str(item["created"])))
+    normal["created"] = rfc3339(moment)
     for key, value in partition.items():
         normal[key] = normal.get(key) or value
     return normal
+
+
+def _sample(value: object, limit: int = 200) -> str:
+    """A value as JSON for a log line, cut short: enough to find it, never a whole page."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class EventIdentities:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
@@ -19,6 +20,7 @@ from tap_snyk.errors import SnykError, SnykRefusal
 from tap_snyk.records import (
     AUDIT_FIELDS,
     EventIdentities,
+    MalformedItem,
     normalized_item,
     parse_timestamp,
     resource_record,
@@ -26,8 +28,6 @@ from tap_snyk.records import (
 from tap_snyk.settings import rfc3339
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from singer_sdk.helpers.types import Context, Record
 
 
@@ -36,6 +36,7 @@ SCHEMAS = SchemaDirectory(schemas)
 
 def api_timestamp(moment: datetime) -> str:
     """A timestamp for Snyk's `from` / `to`: whole seconds as Snyk documents them, else µs."""
+    moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if not moment.microsecond else rfc3339(moment)
 
 
@@ -126,17 +127,35 @@ class AuditLogStream(ScopedStream):
         return params
 
     def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
-        """Records with the partition's id and a stable `event_id` (of the whole item)."""
-        self._normalize_bookmark(context)
+        """Records with the partition's id and a stable `event_id` (of the whole item).
+
+        An item the tap cannot read (not an object, no readable `created`) is logged as an
+        error and not loaded; the other items are, and the run ends with exit status 1.
+        """
         partition = {self.partition_key: context[self.partition_key]}
+        subject = self.subject.format(**context)
         identities = EventIdentities()
+        malformed = 0
         for raw in items:
-            item = normalized_item(raw, partition)
+            try:
+                item = normalized_item(raw, partition)
+            except MalformedItem as error:
+                malformed += 1
+                self.logger.error(
+                    "%s: %s sent an item that %s; it is not loaded.", self.name, subject, error
+                )
+                continue
             if unknown := item.keys() - AUDIT_FIELDS:
                 self._note_unknown_fields(frozenset(unknown))
             record = {field: item.get(field) for field in AUDIT_FIELDS}
             record["event_id"] = identities.event_id(item)
             yield record
+        if malformed:
+            self.tap.report_problem(
+                f"{self.name}: {malformed} item(s) of {subject} could not be read and were not "
+                "loaded (each is logged above); every other item was. Snyk sent them malformed: "
+                "report them to Snyk support. Runs go on past them.",
+            )
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Nothing to ask when the bookmark is already past `end_date` (Snyk would answer 400)."""
@@ -145,14 +164,6 @@ class AuditLogStream(ScopedStream):
             self.logger.info("%s: nothing before `end_date` after the bookmark.", context)
             return
         yield from super().get_records(context)
-
-    def _normalize_bookmark(self, context: Context) -> None:
-        # A bookmark set by hand (`meltano state set`) may be in another format; the SDK
-        # compares bookmarks as strings, so it must be in the tap's own before records come.
-        state = self.get_context_state(context)
-        bookmark = state.get("replication_key_value")
-        if bookmark and bookmark != (normal := rfc3339(parse_timestamp(bookmark))):
-            state["replication_key_value"] = normal
 
     @functools.cache  # noqa: B019 (a handful of field names, once per stream)
     def _note_unknown_fields(self, fields: frozenset[str]) -> None:
@@ -168,9 +179,23 @@ class AuditLogStream(ScopedStream):
     ) -> None:
         # Events re-read from the lookback window are older than the bookmark; the bookmark must
         # not move back for them (nor may the SDK's sort check reject them).
+        created = parse_timestamp(latest_record["created"])
         bookmark = self.get_starting_replication_key_value(context)
-        if bookmark and parse_timestamp(latest_record["created"]) < parse_timestamp(bookmark):
+        if bookmark and created < parse_timestamp(bookmark):
             return
+        # A bookmark never passes the run's start (the SDK's signpost, which a sorted stream does
+        # not apply by itself): an event dated in the future would hide every later one.
+        signpost = self.get_replication_key_signpost(context)
+        if isinstance(signpost, datetime) and created > signpost:
+            self.logger.warning(
+                "%s: %s sent an event dated %s, after the start of this run (%s): it is loaded, "
+                "but the bookmark stops at the run's start so that later events are still read.",
+                self.name,
+                self.subject.format(**(context or {})),
+                latest_record["created"],
+                rfc3339(signpost),
+            )
+            latest_record = {**latest_record, "created": rfc3339(signpost)}
         super()._increment_stream_state(latest_record, context=context)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import io
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -25,6 +26,7 @@ from tap_snyk.errors import SnykError
 from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.scope import RunScope, resolve_scope
 from tap_snyk.settings import REGIONAL_ORIGINS, SettingsError, SnykSettings
+from tap_snyk.state import checked_state, parsed_state_text
 from tap_snyk.streams import (
     GroupAuditLogsStream,
     GroupMembershipsStream,
@@ -226,7 +228,8 @@ class TapSnyk(Tap):
         self.logger.error("%s", message)
         self.problems.append(message)
 
-    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+    @override  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+    def sync_all(self) -> None:
         """Work out the run's scope, sync every selected stream, then fail if anything was wrong.
 
         Raises SnykError naming the problems of the run, after the final STATE was written.
@@ -238,7 +241,8 @@ class TapSnyk(Tap):
         if self.problems:
             raise SnykError(_summary(self.problems))
 
-    def run_sync_dry_run(  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+    @override  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+    def run_sync_dry_run(
         self, dry_run_record_limit: int | None = 1, streams: Iterable[Stream] | None = None
     ) -> bool:
         """The SDK's dry run (its standard tests), on the run's scope like a sync."""
@@ -309,11 +313,23 @@ class TapSnyk(Tap):
         )
         return command
 
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take the state in only once it is checked and each bookmark is in the tap's form."""
+        now = datetime.now(timezone.utc)
+        super().load_state(checked_state(state, now=now, warn=self.logger.warning))
+
+    @override
     @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+    def invoke(  # type: ignore[override]
+        cls, *, state: IO[str] | None = None, **kwargs: Any
+    ) -> None:
         """Run the tap; a failure it cannot ride through ends in one line that says what to do."""
         try:
-            super().invoke(**kwargs)
+            if state is not None:  # read here, so that a state that is not JSON is one line too
+                text = state.read()
+                state = io.StringIO(text) if parsed_state_text(text) else None
+            super().invoke(state=state, **kwargs)
         except SnykError as error:
             cls.logger.error("%s", error)
             sys.exit(1)

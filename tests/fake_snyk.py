@@ -120,8 +120,10 @@ class Fault:
 
     Actions (at most one): `status` (an error status with a JSON:API body), `truncated_body`
     (the normal answer cut in half, Content-Length matching the cut body), `not_json` (200 with
-    an HTML page) or `reset` (close the connection without answering). `delay` seconds are slept
-    first; a delay alone then answers normally (read-timeout tests). `headers` are added to the
+    an HTML page), `reset` (close the connection without answering) or `body` (200 with these
+    bytes, as `application/vnd.api+json` with no charset, like the live API). `delay` seconds
+    are slept first; a delay alone then answers normally (read-timeout tests). `drip` sends the
+    answer's body one byte every `drip` seconds, after its headers. `headers` are added to the
     answer (e.g. Retry-After). `times` serves the same fault to that many matching requests.
     """
 
@@ -130,17 +132,28 @@ class Fault:
     truncated_body: bool = False
     not_json: bool = False
     reset: bool = False
+    body: bytes | None = None
     delay: float = 0.0
+    drip: float = 0.0
     path: str | None = None
     times: int = 1
 
     def __post_init__(self) -> None:
-        actions = [self.status is not None, self.truncated_body, self.not_json, self.reset]
+        actions = [
+            self.status is not None,
+            self.truncated_body,
+            self.not_json,
+            self.reset,
+            self.body is not None,
+        ]
         if sum(actions) > 1:
-            raise ValueError("a Fault has at most one of status, truncated_body, not_json, reset")
-        if sum(actions) == 0 and self.delay <= 0:
             raise ValueError(
-                "a Fault needs an action (status, truncated_body, not_json, reset) or a delay"
+                "a Fault has at most one of status, truncated_body, not_json, reset, body"
+            )
+        if sum(actions) == 0 and self.delay <= 0 and self.drip <= 0:
+            raise ValueError(
+                "a Fault needs an action (status, truncated_body, not_json, reset, body), "
+                "a delay or a drip"
             )
         if self.times < 1:
             raise ValueError("Fault.times must be at least 1")
@@ -170,7 +183,7 @@ class RecordedRequest:
 class _StoredEvent:
     created: datetime
     seq: int  # insertion order: breaks ties between equal timestamps
-    item: dict[str, Any]
+    item: Any  # an audit-log item; any JSON value for malformed-item tests
 
 
 _MEMBER_KEYS = frozenset(
@@ -503,7 +516,7 @@ class _AuditQuery:
         )
 
     def accepts(self, event: _StoredEvent) -> bool:
-        item = event.item
+        item = event.item if isinstance(event.item, dict) else {}
         if event.created < self.start or (self.end is not None and event.created >= self.end):
             return False
         name = item.get("event")
@@ -606,6 +619,12 @@ class FakeSnyk:
         """Add events to an org's audit log (creating the org); may be called while serving."""
         with self._lock:
             self._org(org_id).events.extend(self._stored(events))
+
+    def add_malformed_org_item(self, org_id: str, item: Any, *, at: datetime) -> None:
+        """Serve `item` as it is among an org's events, as if created `at` (any JSON value)."""
+        with self._lock:
+            stored = _StoredEvent(at, next(self._seq), json.loads(json.dumps(item)))
+            self._org(org_id).events.append(stored)
 
     def add_group_events(self, group_id: str, events: Iterable[Mapping[str, Any]]) -> None:
         """Add events to a group's own audit log (creating the group)."""
@@ -1015,6 +1034,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault is not None and fault.not_json:
             page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
             response = _Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        elif fault is not None and fault.body is not None:
+            response = _Response(200, fault.body, {"Content-Type": JSONAPI_CONTENT_TYPE})
         else:
             response = fake._answer(self.command, self.path, self.headers)
             if fault is not None and fault.truncated_body:
@@ -1026,6 +1047,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
+        if fault is not None and fault.drip > 0:
+            for index in range(len(response.body)):
+                self.wfile.write(response.body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(fault.drip)
+            return
         self.wfile.write(response.body)
 
 

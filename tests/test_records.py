@@ -7,11 +7,20 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tap_snyk.records import EventIdentities, normalized_item
-from tests.conftest import GROUP, ORG_A, run_tap, tap_config
+from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def visible(events: list[dict]) -> list[dict]:
+    """The events a search returns without `events`: all but `api.access`."""
+    return [e for e in events if e["event"] != "api.access"]
+
+
 ODD_CONTENT = {
     "notSupported": {"": 1, ".json": 3500},
     "names": ["ünïcødé", "日本語", "emoji 🔐"],
@@ -145,3 +154,51 @@ def test_a_lone_surrogate_in_content_cannot_stop_the_run(snyk_api: FakeSnyk) -> 
     assert run.exit_code == 0
     [record] = run.records("org_audit_logs")
     assert record["content"] == {"name": "bad \ufffd half", "ok": "🔒"}
+
+
+MALFORMED = [
+    ({"event": "org.user.add"}, "has no `created`"),
+    ({"created": None, "event": "org.user.add"}, "has no `created`"),
+    ({"created": 1700000000, "event": "org.user.add"}, "has `created` 1700000000, not a timestamp"),
+    ({"created": "last tuesday", "event": "x"}, 'has `created` "last tuesday", not a timestamp'),
+    ("just a string", 'is not an object but "just a string"'),
+    ([1, 2], "is not an object but [1, 2]"),
+]
+
+
+def test_malformed_items_are_reported_and_everything_else_is_read(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    start = NOW - timedelta(hours=3)
+    good_a = make_events(6, start=start, org_id=ORG_A, seed=1, step_ms=60_000)
+    snyk_api.add_org_events(ORG_A, good_a)
+    for n, (bad, _) in enumerate(MALFORMED):
+        snyk_api.add_malformed_org_item(ORG_A, bad, at=start + timedelta(seconds=n))
+    snyk_api.add_org_events(ORG_B, make_events(4, start=start, org_id=ORG_B, seed=2))
+    config = tap_config(snyk_api, org_ids=[ORG_A, ORG_B], lookback_hours=0, page_size=3)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config)
+
+    # Every other item of the org, and the org after it, were read...
+    records = run.records("org_audit_logs")
+    assert len([r for r in records if r["org_id"] == ORG_A]) == len(visible(good_a))
+    assert {r["org_id"] for r in records} == {ORG_A, ORG_B}
+    # ...each bad item was named with its org and what is wrong with it...
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    for _, what in MALFORMED:
+        assert any(f"organization {ORG_A} sent an item that {what}" in e for e in errors), what
+    # ...the final state covers what was written, and the run says it had a problem.
+    last_a = max(r["created"] for r in records if r["org_id"] == ORG_A)
+    assert bookmark(run.final_state, "org_audit_logs", "org_id", ORG_A) == last_a
+    assert run.messages[-1]["type"] == "STATE"
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert f"6 item(s) of organization {ORG_A} could not be read" in run.error
+    assert "\n" not in run.error
+
+    # The next run is not stuck: it goes on from the bookmark.
+    later = make_events(2, start=NOW - timedelta(minutes=30), org_id=ORG_A, seed=3)
+    snyk_api.add_org_events(ORG_A, later)
+    again = run_tap(config, state=run.final_state)
+    assert again.exit_code == 0
+    assert len(again.records("org_audit_logs")) >= len(visible(later))

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, make_events
@@ -182,3 +189,140 @@ def test_a_bookmark_past_end_date_asks_nothing(snyk_api: FakeSnyk) -> None:
     again = run_tap(tap_config(snyk_api, lookback_hours=0, end_date=end), state=first.final_state)
     assert again.exit_code == 0
     assert search_froms(snyk_api) == []
+
+
+def test_an_event_dated_in_the_future_cannot_carry_the_bookmark_past_the_run(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    snyk_api.add_org_events(
+        ORG_A,
+        [
+            {"created": stamp(NOW - timedelta(hours=2)), "event": "a"},
+            {"created": "2099-01-01T00:00:00.000Z", "event": "from-the-future"},
+        ],
+    )
+    config = tap_config(snyk_api, lookback_hours=0)
+    with caplog.at_level(logging.WARNING):
+        first = run_tap(config)
+    assert first.exit_code == 0
+    assert [r["event"] for r in first.records("org_audit_logs")] == ["a", "from-the-future"]
+    mark = bookmark(first.final_state, "org_audit_logs", "org_id", ORG_A)
+    assert mark is not None
+    assert mark < "2099"
+    assert datetime.fromisoformat(mark[:-1] + "+00:00") <= datetime.now(timezone.utc)
+    assert any(
+        r.levelno == logging.WARNING
+        and f"organization {ORG_A}" in r.getMessage()
+        and "2099-01-01T00:00:00.000000Z" in r.getMessage()
+        for r in caplog.records
+    )
+    # An event Snyk publishes after that run still comes in the next one.
+    snyk_api.add_org_events(ORG_A, [{"created": stamp(datetime.now(timezone.utc)), "event": "b"}])
+    second = run_tap(config, state=first.final_state)
+    assert "b" in [r["event"] for r in second.records("org_audit_logs")]
+
+
+def hand_set(value: object) -> dict:
+    """A state as `meltano state set` might be given it, for org A."""
+    partition = {"context": {"org_id": ORG_A}, "replication_key": "created"}
+    return {
+        "bookmarks": {
+            "org_audit_logs": {"partitions": [{**partition, "replication_key_value": value}]}
+        }
+    }
+
+
+def test_a_bookmark_set_by_hand_in_the_future_is_brought_back_to_the_run(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    snyk_api.add_org_events(ORG_A, [{"created": stamp(NOW - timedelta(hours=1)), "event": "a"}])
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(
+            tap_config(snyk_api, lookback_hours=2), state=hand_set("2099-01-01T00:00:00Z")
+        )
+    assert run.exit_code == 0
+    assert [r["event"] for r in run.records("org_audit_logs")] == ["a"]
+    [asked] = search_froms(snyk_api)
+    assert asked < stamp(NOW)
+    assert bookmark(run.final_state, "org_audit_logs", "org_id", ORG_A) < "2099"
+    assert any(
+        f"organization {ORG_A}" in r.getMessage() and "2099-01-01T00:00:00Z" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
+
+
+def test_a_bookmark_with_an_offset_is_sent_as_its_utc_instant(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    run = run_tap(
+        tap_config(snyk_api, lookback_hours=0), state=hand_set("2026-11-20T10:00:00+02:00")
+    )
+    assert run.exit_code == 0
+    assert search_froms(snyk_api) == ["2026-11-20T08:00:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("state", "where"),
+    [
+        ([1, 2], "the state is a list, not a JSON object"),
+        ({"bookmarks": []}, "`bookmarks` is a list"),
+        ({"bookmarks": {"org_audit_logs": "x"}}, "`bookmarks.org_audit_logs` is a string"),
+        (
+            {"bookmarks": {"org_audit_logs": {"partitions": {}}}},
+            "`bookmarks.org_audit_logs.partitions` is an object, not a list",
+        ),
+        (
+            {"bookmarks": {"org_audit_logs": {"partitions": [{"org_id": ORG_A}]}}},
+            "`bookmarks.org_audit_logs.partitions[0]` is not an object with a `context`",
+        ),
+        (
+            hand_set("yesterday"),
+            "`bookmarks.org_audit_logs.partitions[0].replication_key_value` is 'yesterday', "
+            "not a timestamp",
+        ),
+        (hand_set(1700000000), "replication_key_value` is 1700000000, not a timestamp"),
+    ],
+)
+def test_an_unusable_state_stops_the_run_in_one_line_before_any_request(
+    snyk_api: FakeSnyk, tmp_path: Path, state: object, where: str
+) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    result = run_cli(tmp_path, tap_config(snyk_api), state=json.dumps(state))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "state handed to tap-snyk" in line]
+    assert where in line
+    assert "meltano state set" in line
+    assert result.stdout == ""
+    assert snyk_api.requests == []
+
+
+def test_a_state_file_that_is_not_json_stops_the_run_in_one_line(
+    snyk_api: FakeSnyk, tmp_path: Path
+) -> None:
+    result = run_cli(tmp_path, tap_config(snyk_api), state='{"bookmarks": {')
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "The state handed to tap-snyk is unusable: the state file is not JSON" in result.stderr
+    assert snyk_api.requests == []
+
+
+def run_cli(tmp_path: Path, config: dict, *, state: str) -> subprocess.CompletedProcess[str]:
+    """`tap-snyk --config … --state …`, as Meltano runs it."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "state.json").write_text(state)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tap_snyk.tap",
+            "--config",
+            str(tmp_path / "config.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
