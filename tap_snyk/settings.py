@@ -56,6 +56,7 @@ class SnykSettings:
     start_date: datetime
     end_date: datetime | None
     lookback: timedelta
+    lookback_interval: timedelta
     page_size: int
     events: tuple[str, ...]
     exclude_events: tuple[str, ...]
@@ -93,6 +94,7 @@ class SnykSettings:
         lookback_hours = _whole_number(
             config, "lookback_hours", 24, 0, RETENTION_HOURS, "hours; Snyk keeps 90 days", errors
         )
+        lookback_interval_minutes = _lookback_interval(config, lookback_hours, errors)
 
         page_size = _whole_number(config, "page_size", 100, 1, 100, "events per page", errors)
 
@@ -131,6 +133,7 @@ class SnykSettings:
             start_date=start_date,
             end_date=end_date,
             lookback=timedelta(hours=lookback_hours),
+            lookback_interval=timedelta(minutes=lookback_interval_minutes),
             page_size=page_size,
             events=events,
             exclude_events=exclude_events,
@@ -138,6 +141,25 @@ class SnykSettings:
             request_timeout=request_timeout,
             max_retry_seconds=max_retry_seconds,
         )
+
+
+def _lookback_interval(config: Mapping[str, Any], lookback_hours: int, errors: list[str]) -> int:
+    """Minutes between re-reads of the lookback window, shorter than the window; 0: every run."""
+    value = _whole_number(
+        config, "lookback_interval_minutes", 0, 0, RETENTION_HOURS * 60, "minutes", errors
+    )
+    if value and not lookback_hours:
+        errors.append(
+            "`lookback_interval_minutes` is set but `lookback_hours` is 0: there is no lookback "
+            "window to re-read; set `lookback_interval_minutes` to 0."
+        )
+    elif value >= lookback_hours * 60 > 0:
+        errors.append(
+            f"`lookback_interval_minutes` ({value}) must be less than `lookback_hours` x 60 "
+            f"({lookback_hours * 60}): a late event is caught only if Snyk publishes it within "
+            "`lookback_hours` minus the interval; lower the interval or raise `lookback_hours`."
+        )
+    return value
 
 
 def _check_token(token: object, errors: list[str]) -> None:

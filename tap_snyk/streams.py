@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 
 SCHEMAS = SchemaDirectory(schemas)
+#: A partition's state key: when its lookback window was last re-read in full (a sweep).
+SWEPT_AT = "lookback_swept_at"
 
 
 def api_timestamp(moment: datetime) -> str:
@@ -91,8 +93,10 @@ class ScopedStream(SnykStream):
 class AuditLogStream(ScopedStream):
     """Audit logs, read oldest first from each partition's bookmark.
 
-    Each run starts `lookback_hours` before the partition's bookmark to catch events that Snyk
-    publishes late; `event_id` lets a keyed destination hold the re-read events once.
+    A run sweeps: it starts `lookback_hours` before the partition's bookmark to catch events that
+    Snyk publishes late; `event_id` lets a keyed destination hold the re-read events once. With
+    `lookback_interval_minutes`, a partition sweeps at most once per interval (its state records
+    when, once a sweep is complete) and the runs in between start at the bookmark.
     """
 
     records_jsonpath = "$.data.items[*]"
@@ -100,13 +104,44 @@ class AuditLogStream(ScopedStream):
     is_sorted = True
     primary_keys = ("event_id",)
 
+    @functools.cached_property
+    def _sweeps(self) -> dict[str, datetime | None]:
+        """Per partition id: when this run's sweep of it began; None: it reads from the bookmark."""
+        return {}
+
     def search_start(self, context: Context | None) -> datetime:
-        """`from` of a partition's search: its bookmark less the lookback, not before start_date."""
+        """`from` of a search: the bookmark, less the lookback if sweeping; at least start_date."""
         start = self.settings.start_date
         bookmark = self.get_starting_replication_key_value(context)
         if bookmark:
-            start = max(start, parse_timestamp(bookmark) - self.settings.lookback)
+            partition_id = (context or {}).get(self.partition_key)
+            # Undecided (asked before the partition's sync): the whole lookback, to be safe.
+            from_bookmark = partition_id in self._sweeps and self._sweeps[partition_id] is None
+            lookback = timedelta(0) if from_bookmark else self.settings.lookback
+            start = max(start, parse_timestamp(bookmark) - lookback)
         return start
+
+    def _sweep_due(self, context: Context) -> datetime | None:
+        """Now, if this run must re-read the partition's lookback window; None if it need not.
+
+        When in doubt (no record of a sweep, or one that is not a past time), it sweeps.
+        """
+        now = datetime.now(timezone.utc)
+        interval = self.settings.lookback_interval
+        if not interval or not self.get_starting_replication_key_value(context):
+            return now  # every run sweeps; or this is the first read, from start_date
+        recorded = self.get_context_state(context).get(SWEPT_AT)
+        swept = _past_time(recorded, now)
+        if swept is None:
+            if recorded is not None:
+                self.logger.warning(
+                    "%s: `%s` in the state is not a past time (%r); reading its lookback again.",
+                    self.subject.format(**context),
+                    SWEPT_AT,
+                    recorded,
+                )
+            return now
+        return now if now - swept >= interval else None
 
     def get_url_params(
         self, context: Context | None, next_page_token: str | None
@@ -156,9 +191,16 @@ class AuditLogStream(ScopedStream):
                 "loaded (each is logged above); every other item was. Snyk sent them malformed: "
                 "report them to Snyk support. Runs go on past them.",
             )
+        # Every page is read and every record written: only now does a sweep count, so a run
+        # that ends part-way leaves the previous sweep recorded and the next run sweeps again.
+        began = self._sweeps.get(context[self.partition_key])
+        if began is not None and self.settings.lookback_interval:
+            self.get_context_state(context)[SWEPT_AT] = rfc3339(began)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Nothing to ask when the bookmark is already past `end_date` (Snyk would answer 400)."""
+        if context and self.partition_key in context:
+            self._sweeps[context[self.partition_key]] = self._sweep_due(context)
         end = self.settings.end_date
         if context and end is not None and self.search_start(context) >= end:
             self.logger.info("%s: nothing before `end_date` after the bookmark.", context)
@@ -197,6 +239,15 @@ class AuditLogStream(ScopedStream):
             )
             latest_record = {**latest_record, "created": rfc3339(signpost)}
         super()._increment_stream_state(latest_record, context=context)
+
+
+def _past_time(value: object, now: datetime) -> datetime | None:
+    """A timestamp from the state, if it is one and not in the future (a hand-edited state)."""
+    try:
+        moment = parse_timestamp(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment <= now else None
 
 
 class OrgAuditLogsStream(AuditLogStream):

@@ -120,6 +120,17 @@ class TapSnyk(Tap):
             ),
         ),
         th.Property(
+            "lookback_interval_minutes",
+            th.IntegerType,
+            default=0,
+            description=(
+                "Re-read each org's or group's `lookback_hours` at most once per this many "
+                "minutes; runs in between read only from the bookmark, at a request or two when "
+                "nothing happened. A late event is then caught if Snyk publishes it within "
+                "`lookback_hours` minus this interval. 0 (the default): every run re-reads."
+            ),
+        ),
+        th.Property(
             "events",
             th.ArrayType(th.StringType),
             description=(
