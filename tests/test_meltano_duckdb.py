@@ -84,7 +84,8 @@ def test_two_meltano_runs_load_every_event_once(
 
     # The README's example queries run on what was loaded, and find it.
     readme = (ROOT / "README.md").read_text()
-    queries = [block.split("```")[0] for block in readme.split("```sql\n")[1:]]
+    section = readme.split("\n## Querying the result\n")[1].split("\n## ")[0]
+    queries = [block.split("```")[0] for block in section.split("```sql\n")[1:]]
     statements = [q.strip() for block in queries for q in block.split(";") if q.strip()]
     assert len(statements) >= 3
     with duckdb.connect(database, read_only=True) as db:

@@ -1,13 +1,19 @@
-"""The docs say what the code does: the README settings table and meltano.yml match the tap."""
+"""The docs say what the code does: the settings table, meltano.yml, the README's queries."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 import yaml
+
+from tests.conftest import ORG_A, run_tap, tap_config
+from tests.fake_snyk import FakeSnyk, make_events
+from tests.meltano_project import visible
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK_SETTINGS = ("stream_map", "faker", "flattening", "batch")
@@ -41,3 +47,31 @@ def test_meltano_yml_defines_every_setting_of_the_tap_and_marks_the_token_secret
     assert own <= declared.keys()
     assert declared["api_token"]["sensitive"] is True
     assert declared["api_token"]["kind"] == "password"
+
+
+def test_the_query_for_append_only_targets_keeps_each_event_once(
+    tmp_path: Path, snyk_api: FakeSnyk
+) -> None:
+    now = datetime.now(timezone.utc)
+    events = make_events(150, start=now - timedelta(hours=20), org_id=ORG_A, seed=3)
+    snyk_api.add_org_events(ORG_A, events)
+    # Two runs, the second from the first's state: its lookback re-reads every event.
+    first = run_tap(tap_config(snyk_api))
+    second = run_tap(tap_config(snyk_api), state=first.final_state)
+    output = tmp_path / "output"
+    output.mkdir()
+    # As target-jsonl appends them: one record a line.
+    lines = [json.dumps(r) for run in (first, second) for r in run.records("org_audit_logs")]
+    (output / "org_audit_logs.jsonl").write_text("\n".join(lines) + "\n")
+    assert len(lines) > len(visible(events))
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("**Append-only targets**")[1].split("\n## ")[0]
+    query = section.split("```sql\n")[1].split("```")[0].strip().rstrip(";")
+    assert "'output/org_audit_logs*.jsonl'" in query
+    with duckdb.connect() as db:
+        result = db.execute(query.replace("'output/", f"'{output}/"))
+        columns = [column[0] for column in result.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+    assert len(rows) == len(visible(events))
+    assert len({row["event_id"] for row in rows}) == len(rows)
