@@ -1,66 +1,98 @@
-"""The dbt project (transform/) end to end, on what Meltano loaded into a real PostgreSQL.
+"""The dbt project (transform/) end to end, on what Meltano loaded, in PostgreSQL and in DuckDB.
 
-The fake API's events and lookups go in by `meltano run tap-snyk target-postgres`, then
-`meltano invoke dbt-postgres:build` builds and tests the models.
+The fake API's events and lookups go in by `meltano run tap-snyk target-postgres` (or
+`target-duckdb`), then `meltano invoke dbt-postgres:build` (or `dbt-duckdb:build`) builds and tests
+the models in the same database.
 
-One scenario for the module; each test checks one thing about what dbt built.
+One scenario per database; each test checks one thing about what dbt built, in both.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
+import yaml
 
 from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, seed_demo_data
 from tests.meltano_project import ROOT, meltano_env, run_meltano
 from tests.postgres import PostgresSchema
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
+MARTS = (
+    "snyk_membership_changes",
+    "snyk_service_account_activity",
+    "snyk_policy_integration_changes",
+    "snyk_user_daily_activity",
+)
 
 
 @dataclass
 class Built:
-    """What the load and the dbt build left behind."""
+    """What the load and the dbt build left behind in one database."""
 
-    postgres: PostgresSchema
+    database: str  # "postgres" or "duckdb"
+    raw_schema: str  # the loader's schema; dbt's are <raw_schema>_staging and _marts
+    query: Callable[[str], list[tuple[Any, ...]]]
     build: subprocess.CompletedProcess[str]
     results: list[dict[str, Any]]  # run_results.json: one entry per model and test
+    meltano: Callable[..., subprocess.CompletedProcess[str]]  # more Meltano commands, same setup
 
     @property
     def staging(self) -> str:
-        return f'"{self.postgres.schema}_staging"'
+        return f'"{self.raw_schema}_staging"'
 
     @property
     def marts(self) -> str:
-        return f'"{self.postgres.schema}_marts"'
+        return f'"{self.raw_schema}_marts"'
 
     @property
     def raw(self) -> str:
-        return f'"{self.postgres.schema}"'
+        return f'"{self.raw_schema}"'
 
     def value(self, sql: str) -> Any:
-        [(result,)] = self.postgres.query(sql)
+        [(result,)] = self.query(sql)
         return result
 
 
-@pytest.fixture(scope="module")
-def built(postgres: PostgresSchema, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    work = tmp_path_factory.mktemp("dbt")
+def duckdb_query(path: Path) -> Callable[[str], list[tuple[Any, ...]]]:
+    """Statements on the DuckDB file, each in a read-only connection of its own."""
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(path), read_only=True) as db:
+            return db.execute(sql).fetchall()
+
+    return query
+
+
+@pytest.fixture(scope="module", params=["postgres", "duckdb"])
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Built]:
+    database = request.param
+    work = tmp_path_factory.mktemp(f"dbt-{database}")
     env = meltano_env(
         work,
-        **postgres.target_env(),
-        # A session time zone other than UTC: days must still be UTC days.
-        PGOPTIONS="-c timezone=Asia/Kolkata",
         # dbt's output and logs out of the work tree, so that parallel runs do not share them.
         DBT_TARGET_PATH=str(work / "target"),
         DBT_LOG_PATH=str(work / "logs"),
     )
+    if database == "postgres":
+        postgres: PostgresSchema = request.getfixturevalue("postgres")
+        env |= postgres.target_env()
+        # A session time zone other than UTC: days must still be UTC days.
+        env["PGOPTIONS"] = "-c timezone=Asia/Kolkata"
+        raw_schema, query = postgres.schema, postgres.query
+    else:
+        env["TARGET_DUCKDB_PATH"] = env["DBT_DUCKDB_PATH"] = str(work / "tap_snyk.duckdb")
+        raw_schema, query = "snyk", duckdb_query(work / "tap_snyk.duckdb")
     with FakeSnyk() as api:
         org_ids, group_ids = seed_demo_data(api, orgs=2, groups=1, events=120, now=NOW)
         env |= {
@@ -69,13 +101,18 @@ def built(postgres: PostgresSchema, tmp_path_factory: pytest.TempPathFactory) ->
             "TAP_SNYK_ORG_IDS": json.dumps(org_ids),
             "TAP_SNYK_GROUP_IDS": json.dumps(group_ids),
         }
-        run_meltano(env, "run", "tap-snyk", "target-postgres")
-    build = run_meltano(env, "invoke", "dbt-postgres:build", check=False)
+        run_meltano(env, "run", "tap-snyk", f"target-{database}")
+    build = run_meltano(env, "invoke", f"dbt-{database}:build", check=False)
     results_file = work / "target" / "run_results.json"
     results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
-    yield Built(postgres, build, results)
-    for suffix in ("_staging", "_marts"):
-        postgres.query(f'drop schema if exists "{postgres.schema}{suffix}" cascade')
+
+    def meltano(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_meltano(env, *args, check=False)
+
+    yield Built(database, raw_schema, query, build, results, meltano)
+    if database == "postgres":
+        for suffix in ("_staging", "_marts"):
+            query(f'drop schema if exists "{raw_schema}{suffix}" cascade')
 
 
 def test_dbt_build_passes(built: Built) -> None:
@@ -97,13 +134,11 @@ def test_each_loaded_event_is_staged_once(built: Built) -> None:
     loaded = {
         row[0]
         for table in ("org_audit_logs", "group_audit_logs")
-        for row in built.postgres.query(f"select event_id from {built.raw}.{table}")
+        for row in built.query(f"select event_id from {built.raw}.{table}")
     }
     staged = [
         row[0]
-        for row in built.postgres.query(
-            f"select event_id from {built.staging}.stg_snyk__audit_events"
-        )
+        for row in built.query(f"select event_id from {built.staging}.stg_snyk__audit_events")
     ]
     assert loaded
     assert sorted(staged) == sorted(loaded)
@@ -122,7 +157,7 @@ def test_staged_events_carry_the_names_of_known_ids(
     built: Built, id_column: str, name_column: str, lookup: str
 ) -> None:
     known = lookup.format(raw=built.raw)
-    named, unnamed = built.postgres.query(
+    named, unnamed = built.query(
         f"select count({name_column}), count(*) - count({name_column})"
         f" from {built.staging}.stg_snyk__audit_events where {id_column} in ({known})"
     )[0]
@@ -147,7 +182,7 @@ def test_a_member_of_several_orgs_and_groups_is_one_user(built: Built) -> None:
         f"select user_id from {built.raw}.org_memberships"
         f" union all select user_id from {built.raw}.group_memberships"
     )
-    per_user = built.postgres.query(f"select count(*) from ({memberships}) as m group by user_id")
+    per_user = built.query(f"select count(*) from ({memberships}) as m group by user_id")
     assert any(count > 1 for (count,) in per_user)
     assert built.value(f"select count(*) from {built.staging}.stg_snyk__users") == len(per_user)
 
@@ -161,7 +196,7 @@ def test_daily_activity_counts_user_events_by_utc_day(built: Built) -> None:
     daily = f"""
         select activity_date, sum(events)::bigint from {built.marts}.snyk_user_daily_activity
         group by 1 order by 1"""
-    assert built.postgres.query(daily) == built.postgres.query(by_day)
+    assert built.query(daily) == built.query(by_day)
 
 
 def test_readme_example_queries_run(built: Built) -> None:
@@ -170,8 +205,35 @@ def test_readme_example_queries_run(built: Built) -> None:
     statements = [s.strip() for block in blocks for s in block.split(";") if s.strip()]
     assert len(statements) >= 3
     for statement in statements:
-        built.postgres.query(
+        built.query(
             statement.replace("snyk_staging.", f"{built.staging}.").replace(
                 "snyk_marts.", f"{built.marts}."
             )
         )
+
+
+@pytest.mark.parametrize("mart", MARTS)
+def test_each_mart_holds_the_events_of_its_kind_with_names(built: Built, mart: str) -> None:
+    name = "user_name" if mart == "snyk_user_daily_activity" else "actor_name"
+    [(rows, named)] = built.query(f"select count(*), count({name}) from {built.marts}.{mart}")
+    assert rows > 0
+    assert named > 0
+
+
+def test_the_audit_tables_are_fresh(built: Built) -> None:
+    freshness = built.meltano("invoke", f"dbt-{built.database}:freshness")
+    assert freshness.returncode == 0, freshness.stdout[-3000:]
+    assert "PASS freshness of snyk.org_audit_logs" in freshness.stdout
+
+
+@pytest.mark.parametrize("mart", MARTS)
+def test_every_column_of_each_mart_is_documented(built: Built, mart: str) -> None:
+    documented = yaml.safe_load((ROOT / "transform/models/marts/_snyk__marts.yml").read_text())
+    [model] = [m for m in documented["models"] if m["name"] == mart]
+    described = {c["name"]: c.get("description") for c in model["columns"]}
+    built_columns = built.query(
+        "select column_name from information_schema.columns"
+        f" where table_schema = '{built.raw_schema}_marts' and table_name = '{mart}'"
+    )
+    assert sorted(described) == sorted(name for (name,) in built_columns)
+    assert all(described.values())

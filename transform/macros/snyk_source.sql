@@ -1,8 +1,8 @@
 {#
   snyk_source(table_name): one of the loader's tables, as a subquery with exactly the columns that
   models/staging/_snyk__sources.yml declares for it, each cast to its declared data_type.
-  jsonb columns go through to_jsonb() instead: target-postgres stores an array of strings as
-  text[] and an array of objects as jsonb[], which do not cast; models see JSON arrays.
+  `json` columns become the adapter's JSON documents (jsonb in PostgreSQL, json in DuckDB) through
+  snyk_as_json(), as arrays stored as text[] or jsonb[] do not cast (macros/snyk_portable.sql).
 
   Why not plain source(): the loader creates a table only for a stream it received, and only
   with the columns of the tap version that ran. A project that reads only org ids has no
@@ -32,12 +32,13 @@
     (
     select
     {%- for column in declared %}
+      {%- set data_type = snyk_json_type() if column.data_type == 'json' else column.data_type %}
       {%- if column.name not in present %}
-        null::{{ column.data_type }} as {{ adapter.quote(column.name) }}
-      {%- elif column.data_type == 'jsonb' %}
-        to_jsonb({{ adapter.quote(column.name) }}) as {{ adapter.quote(column.name) }}
+        null::{{ data_type }} as {{ adapter.quote(column.name) }}
+      {%- elif column.data_type == 'json' %}
+        {{ snyk_as_json(adapter.quote(column.name)) }} as {{ adapter.quote(column.name) }}
       {%- else %}
-        {{ adapter.quote(column.name) }}::{{ column.data_type }} as {{ adapter.quote(column.name) }}
+        {{ adapter.quote(column.name) }}::{{ data_type }} as {{ adapter.quote(column.name) }}
       {%- endif %}{{ ',' if not loop.last }}
     {%- endfor %}
     {%- if existing is none %}

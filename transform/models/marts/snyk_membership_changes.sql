@@ -7,15 +7,15 @@ with changes as (
     select
         events.*,
         case
-            when events.event ~ '(^|\.)roles?(\.|$)' then 'role'
-            when events.event ~ '(^|\.)sso(\.|$)' then 'sso_sync'
+            when {{ snyk_matches('events.event', '(^|[.])roles?([.]|$)') }} then 'role'
+            when {{ snyk_matches('events.event', '(^|[.])sso([.]|$)') }} then 'sso_sync'
             else 'membership'
         end as change_kind,
         coalesce(events.content ->> 'userPublicId', events.content ->> 'userId') as subject_user_id,
         {{ snyk_content_role('events') }} as content_role
     from {{ ref('stg_snyk__audit_events') }} as events
-    where events.event ~ '(^|\.)(users?|roles?|members?|memberships?|invites?)(\.|$)'
-        or events.event ~ '(^|\.)sso\.(.*\.)?sync$'
+    where {{ snyk_matches('events.event', '(^|[.])(users?|roles?|members?|memberships?|invites?)([.]|$)') }}
+        or {{ snyk_matches('events.event', '(^|[.])sso[.](.*[.])?sync$') }}
 )
 
 select
@@ -30,6 +30,7 @@ select
     coalesce(subjects.user_name, changes.content ->> 'displayName', changes.content ->> 'name')
         as subject_name,
     coalesce(subjects.user_email, changes.content ->> 'email') as subject_email,
+    subjects.has_left as subject_has_left,
     coalesce(changes.content -> 'before' ->> 'role', changes.content ->> 'beforeRoleName')
         as role_before,
     coalesce(

@@ -5,15 +5,15 @@ with changes as (
     select
         events.*,
         case
-            when events.event ~ '(^|\.|_)polic(y|ies)(\.|$|_)' then 'policy'
-            when events.event ~ '(^|\.)integrations?(\.|$)' then 'integration'
+            when {{ snyk_matches('events.event', '(^|[.]|_)polic(y|ies)([.]|$|_)') }} then 'policy'
+            when {{ snyk_matches('events.event', '(^|[.])integrations?([.]|$)') }} then 'integration'
             else 'settings'
         end as change_kind
     from {{ ref('stg_snyk__audit_events') }} as events
-    where events.event ~ '(^|\.|_)polic(y|ies)(\.|$|_)'
-        or events.event ~ '(^|\.)integrations?(\.|$)'
-        or events.event ~ 'settings'
-        or events.event ~ '^(org|group)\.edit$'
+    where {{ snyk_matches('events.event', '(^|[.]|_)polic(y|ies)([.]|$|_)') }}
+        or {{ snyk_matches('events.event', '(^|[.])integrations?([.]|$)') }}
+        or {{ snyk_matches('events.event', 'settings') }}
+        or {{ snyk_matches('events.event', '^(org|group)[.]edit$') }}
 )
 
 select

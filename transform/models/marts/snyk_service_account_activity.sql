@@ -6,13 +6,13 @@ with activity as (
         events.*,
         case
             when events.event_scope = 'api' then 'api_access'
-            when events.event ~ '(^|\.)service_accounts?(\.|$)' then 'service_account'
+            when {{ snyk_matches('events.event', '(^|[.])service_accounts?([.]|$)') }} then 'service_account'
             else 'token'
         end as activity_kind
     from {{ ref('stg_snyk__audit_events') }} as events
     where events.event_scope = 'api'
-        or events.event ~ '(^|\.)service_accounts?(\.|$)'
-        or events.event ~ '(token|api_?key|secret)'
+        or {{ snyk_matches('events.event', '(^|[.])service_accounts?([.]|$)') }}
+        or {{ snyk_matches('events.event', '(token|api_?key|secret)') }}
 )
 
 select

@@ -37,6 +37,9 @@ select
     users.user_name,
     users.user_username,
     users.user_email,
+    -- Every loaded membership of the actor has ended: removed, yet still acting if the event is
+    -- newer than the removal.
+    users.has_left as user_has_left,
     -- The actor's role in the event's org, else in its group: the membership's role as last
     -- loaded (also for a member who has since left); null where no membership is known.
     coalesce(org_members.role_name, group_members.role_name) as user_role,
