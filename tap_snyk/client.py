@@ -20,9 +20,10 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_snyk.errors import SnykError, SnykRefusal, give_up_message, refusal_message
 from tap_snyk.pagination import NextLinkPaginator
-from tap_snyk.responses import error_detail, json_document
+from tap_snyk.responses import error_detail, json_document, missing_records
 from tap_snyk.retries import wait_times
 from tap_snyk.settings import REGIONAL_ORIGINS
+from tap_snyk.transport import DeadlineAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -66,6 +67,12 @@ class SnykStream(RESTStream[str | None]):
     refusal_remedy: ClassVar[str] = "remove the id from the settings"
     #: `limit` of a paged JSON:API list (the audit-log searches page with `size` instead).
     page_limit: ClassVar[int | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A stream whose `request_timeout` bounds each whole request, not each socket read."""
+        super().__init__(*args, **kwargs)
+        for prefix in ("https://", "http://"):
+            self.requests_session.mount(prefix, DeadlineAdapter())
 
     @property
     def tap(self) -> TapSnyk:
@@ -124,13 +131,16 @@ class SnykStream(RESTStream[str | None]):
         if status >= 400:
             raise _Refusal(status, error_detail(response))
         try:
-            json_document(response)
+            document = json_document(response)
         except ValueError as error:
             # A body cut off in transit or an HTML page from a proxy: worth another try.
             raise RetriableAPIError(
                 f"Snyk answered {status} with a body that is not a JSON document ({error})",
                 response,
             ) from None
+        if missing := missing_records(document, self.records_jsonpath):
+            # Not "no records": a broken answer, as passing as a cut-off body.
+            raise RetriableAPIError(f"Snyk answered {status} with {missing}", response)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         """The items of a page."""
@@ -215,4 +225,6 @@ def _fault(error: BaseException | None) -> str:
     """A passing fault in a few words, without URLs (they are noise here) or headers."""
     if isinstance(error, RetriableAPIError):
         return str(error)
+    if isinstance(error, requests.exceptions.Timeout):
+        return "no complete answer within `request_timeout`"
     return f"no answer from Snyk: {type(error).__name__}"

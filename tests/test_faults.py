@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -19,6 +21,8 @@ from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"
+ORG_SEARCH = f"/orgs/{ORG_A}/audit_logs/search"
+IN_ORG_A = f"organization {ORG_A}"
 
 
 def event_ids(run, stream: str = "org_audit_logs") -> list[str]:
@@ -108,8 +112,19 @@ def test_a_429_waits_as_snyk_says_then_goes_on(
         Fault(truncated_body=True, path=SEARCH),
         Fault(not_json=True, path=SEARCH),
         Fault(delay=2.5, path=SEARCH),  # longer than request_timeout below: a read timeout
+        Fault(drip=0.2, path=SEARCH),  # each byte in time, the whole answer never
+        Fault(body=b'{"data": {}, "jsonapi": {"version": "1.0"}}', path=SEARCH),
     ],
-    ids=["500", "503-twice", "connection-reset", "cut-off-body", "html-body", "read-timeout"],
+    ids=[
+        "500",
+        "503-twice",
+        "connection-reset",
+        "cut-off-body",
+        "html-body",
+        "read-timeout",
+        "dripping-answer",
+        "200-without-items",
+    ],
 )
 def test_passing_faults_are_retried_and_logged_as_warnings_only(
     seeded: FakeSnyk, caplog: pytest.LogCaptureFixture, fault: Fault
@@ -161,6 +176,60 @@ def test_when_retries_run_out_the_run_fails_with_one_clear_line(seeded: FakeSnyk
     assert run.error is not None
     assert run.error.startswith(f"Snyk kept failing for organization {ORG_A} (Snyk answered 503")
     assert "`max_retry_seconds`" in run.error
+
+
+def test_a_dripping_answer_is_given_up_within_request_timeout(seeded: FakeSnyk) -> None:
+    seeded.faults.append(Fault(drip=0.2, path=SEARCH, times=1000))
+    started = time.monotonic()
+    run = run_tap(tap_config(seeded, request_timeout=1, max_retry_seconds=2))
+    assert time.monotonic() - started < 60  # a dripping answer once kept the tap forever
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(
+        f"Snyk kept failing for organization {ORG_A} (no complete answer within `request_timeout`)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "subject", "missing"),
+    [
+        (ORG_SEARCH, {"data": {}}, IN_ORG_A, "no `data.items`"),
+        (ORG_SEARCH, {"jsonapi": {"version": "1.0"}}, IN_ORG_A, "no `data`"),
+        (ORG_SEARCH, {"data": {"items": None}}, IN_ORG_A, "no `data.items`"),
+        (ORG_SEARCH, {"data": [{"created": "x"}]}, IN_ORG_A, "no `data.items`"),
+        (
+            ORG_SEARCH,
+            {"data": {"items": {}}},
+            f"organization {ORG_A}",
+            "`data.items` is not a list",
+        ),
+        (f"/groups/{GROUP}/audit", {"data": {}}, f"group {GROUP}", "no `data.items`"),
+        (f"/orgs/{ORG_A}/memberships", {"data": {}}, IN_ORG_A, "`data` is not a list"),
+        ("/projects", {"links": {}}, IN_ORG_A, "no `data`"),
+    ],
+    ids=[
+        "data-empty",
+        "no-data",
+        "items-null",
+        "data-a-list",
+        "items-an-object",
+        "group",
+        "lookup-data-an-object",
+        "lookup-no-data",
+    ],
+)
+def test_a_200_without_its_records_is_retried_then_named(
+    snyk_api: FakeSnyk, path: str, body: dict, subject: str, missing: str
+) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    snyk_api.add_group_events(GROUP, [])
+    snyk_api.faults.append(Fault(body=json.dumps(body).encode(), path=path, times=1000))
+    run = run_tap(tap_config(snyk_api, group_ids=[GROUP], max_retry_seconds=1))
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(
+        f"Snyk kept failing for {subject} (Snyk answered 200 with {missing})"
+    )
 
 
 def test_a_failed_run_resumes_where_it_stopped_with_nothing_lost(snyk_api: FakeSnyk) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tap_snyk.records import EventIdentities, normalized_item
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events
+from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -202,3 +202,32 @@ def test_malformed_items_are_reported_and_everything_else_is_read(
     again = run_tap(config, state=run.final_state)
     assert again.exit_code == 0
     assert len(again.records("org_audit_logs")) >= len(visible(later))
+
+
+def test_one_bad_utf8_byte_spoils_only_its_own_string(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    created = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    page = {
+        "data": {
+            "items": [
+                item(created, content={"name": "Ünïcode 日本語"}),
+                item(created, content={"name": "bad BYTE here", "ok": "🔐"}),
+            ]
+        },
+        "jsonapi": {"version": "1.0"},
+    }
+    body = json.dumps(page, ensure_ascii=False).encode("utf-8").replace(b"BYTE", b"\xff")
+    snyk_api.faults.append(Fault(body=body, path=f"/orgs/{ORG_A}/audit_logs/search"))
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(tap_config(snyk_api))
+    assert run.exit_code == 0
+    first, second = run.records("org_audit_logs")
+    assert first["content"] == {"name": "Ünïcode 日本語"}
+    assert second["content"] == {"name": "bad \ufffd here", "ok": "🔐"}
+    assert any(
+        r.levelno == logging.WARNING
+        and f"/rest/orgs/{ORG_A}/audit_logs/search held bytes that are not UTF-8" in r.getMessage()
+        for r in caplog.records
+    )
