@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import io
+import signal
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -37,6 +38,9 @@ from tap_snyk.streams import (
     OrgMembershipsStream,
     ProjectsStream,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 class TapSnyk(Tap):
@@ -323,6 +327,24 @@ class TapSnyk(Tap):
             "anything failed. --test=schema prints the streams' SCHEMA messages."
         )
         return command
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGTERM or SIGINT: a final STATE, then exit 128 + the signal (143, 130).
+
+        The SDK's own handler exits 0, so a scheduler would record an interrupted run as a
+        success; a test runs the tap in a subprocess and pins this.
+        """
+        try:
+            self.state_writer.write_state(self.state)
+        finally:
+            name = signal.Signals(signum).name
+            self.logger.error(
+                "Stopped by %s: the state of everything delivered was written, so the next run "
+                "resumes there.",
+                name,
+            )
+            sys.exit(128 + signum)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
