@@ -1,4 +1,4 @@
-"""The connection check (`tap-snyk --test`): the token, then read access to each org and group.
+"""The connection check (`tap-snyk --test`): the credentials, then access to each org and group.
 
 It asks for one page of every selected stream in every partition and writes no Singer message.
 """
@@ -29,16 +29,21 @@ class Finding:
 
 
 def check_connection(tap: TapSnyk) -> list[Finding]:
-    """Check the token, then every org and group the settings name (or discover)."""
+    """Check the credentials, then every org and group the settings name (or discover)."""
+    credentials = tap.credentials
+    subject = "the API token" if credentials.client_id is None else "the OAuth service account"
     try:
+        # An access token first: refused client credentials need no REST request to tell.
+        obtained = credentials.obtain()
         user = next(iter(SelfStream(tap=tap).request_records(None)), {})
     except SnykError as error:
-        return [Finding("the API token", ok=False, detail=str(error))]
+        return [Finding(subject, ok=False, detail=str(error))]
     attributes = user.get("attributes") or {}
     who = attributes.get("name") or attributes.get("username") or user.get("id") or "unknown"
-    findings = [
-        Finding("the API token", ok=True, detail=f"valid at {tap.settings.api_origin}, for {who}")
-    ]
+    detail = f"valid at {tap.settings.api_origin}, for {who}"
+    if obtained:
+        detail = f"{credentials.describe()}: {obtained}; {detail}"
+    findings = [Finding(subject, ok=True, detail=detail)]
 
     try:
         scope = tap.resolve_scope()

@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import backoff
 import requests
 import urllib3
+from requests.auth import AuthBase
 from singer_sdk import RESTStream
-from singer_sdk.authenticators import APIKeyAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 
+from tap_snyk.auth import (
+    DEFAULT_TOKEN_LIFETIME,
+    TOKEN_PATH,
+    AccessToken,
+    OAuthClient,
+    token_refusal_message,
+)
 from tap_snyk.errors import SnykError, SnykRefusal, give_up_message, refusal_message
 from tap_snyk.pagination import NextLinkPaginator
 from tap_snyk.responses import error_detail, json_document, missing_records
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
 
+    from tap_snyk.auth import Credentials
     from tap_snyk.settings import SnykSettings
     from tap_snyk.tap import TapSnyk
 
@@ -90,12 +98,9 @@ class SnykStream(RESTStream[str | None]):
         return f"{self.settings.api_origin}/rest"
 
     @property
-    def authenticator(self) -> APIKeyAuthenticator:
-        """`Authorization: token …` for API tokens, `bearer …` for OAuth access tokens."""
-        scheme = self.config.get("auth_scheme") or "token"
-        return APIKeyAuthenticator(
-            key="Authorization", value=f"{scheme} {self.config['api_token']}", location="header"
-        )
+    def authenticator(self) -> AuthBase:
+        """The tap's credentials, shared by every stream: an API token or OAuth access tokens."""
+        return self.tap.credentials
 
     @property
     def timeout(self) -> int:
@@ -154,7 +159,7 @@ class SnykStream(RESTStream[str | None]):
             limiter.wait_for_turn()
             return func(*args, **kwargs)
 
-        return backoff.on_exception(
+        retried = backoff.on_exception(
             self.backoff_wait_generator,
             RETRIABLE_ERRORS,
             giveup=lambda error: _unreachable(error) is not None,
@@ -163,6 +168,7 @@ class SnykStream(RESTStream[str | None]):
             jitter=None,  # wait_times jitters, except where the server named the wait
             logger=None,  # backoff_handler says it, once, as a warning
         )(paced)
+        return _renewing_after_401(retried, self.tap.credentials)
 
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         """The server's `Retry-After` / `X-RateLimit-Reset` when given, else exponential."""
@@ -193,6 +199,7 @@ class SnykStream(RESTStream[str | None]):
                     api_origin=self.settings.api_origin,
                     detail=refusal.detail,
                     otherwise=self.refusal_remedy.format(stream=self.name),
+                    oauth_client_id=self.tap.credentials.client_id,
                 ),
                 refusal.status,
             ) from None
@@ -206,6 +213,109 @@ class SnykStream(RESTStream[str | None]):
             raise SnykError(
                 give_up_message(subject, _fault(error), self.settings.max_retry_seconds)
             ) from None
+
+
+def _renewing_after_401(
+    request: Callable[..., requests.Response], credentials: Credentials
+) -> Callable[..., requests.Response]:
+    """The request, sent once more with a new access token when a 401 answered a live one.
+
+    A second 401 stands: the refusal then says what to check.
+    """
+
+    def renewing(
+        prepared: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        try:
+            return request(prepared, *args, **kwargs)
+        except _Refusal as refusal:
+            rejected = prepared.headers.get("Authorization")
+            if refusal.status != 401 or not credentials.renew_after_rejection(rejected):
+                raise
+        return request(prepared, *args, **kwargs)  # the authenticator puts in the new token
+
+    return renewing
+
+
+class TokenEndpoint(SnykStream):
+    """`POST {api origin}/oauth2/token`: an OAuth access token, asked like any other request.
+
+    Same retries, rate limit and give-up message as every request; a refusal (4xx) names the
+    settings to check. The client authenticates in the body, afresh on every try (a new assertion
+    each time), so it is this stream's authenticator.
+    """
+
+    name = "oauth2_token"
+    path = TOKEN_PATH
+    records_jsonpath = "$"
+    schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+    subject = "the OAuth token endpoint"
+
+    def __init__(self, tap: TapSnyk, client: OAuthClient) -> None:
+        super().__init__(tap=tap, http_method="POST")
+        self.client = client
+
+    @property
+    def url_base(self) -> str:
+        """The API origin: the token endpoint is not under /rest."""
+        return self.settings.api_origin
+
+    @property
+    def authenticator(self) -> AuthBase:
+        """The client's credentials, in the body of the token request."""
+        return _ClientAuthentication(self.client, self.get_url(None))
+
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, Any]:
+        """None: everything goes in the form."""
+        return {}
+
+    def validate_response(self, response: requests.Response) -> None:
+        """A refusal ends the run with the settings to check; other faults are retried."""
+        status = response.status_code
+        if 400 <= status < 500 and status != 429:
+            try:
+                document = json_document(response)
+            except ValueError:
+                document = {}
+            error, description = document.get("error"), document.get("error_description")
+            raise SnykError(
+                token_refusal_message(
+                    self.client,
+                    self.get_url(None),
+                    status,
+                    error if isinstance(error, str) else None,
+                    description if isinstance(description, str) else error_detail(response),
+                )
+            )
+        super().validate_response(response)
+
+    def request_access_token(self) -> AccessToken:
+        """A new access token; a run that cannot get one ends with one line saying why."""
+        document = next(iter(self.request_records(None)), {})
+        value, lifetime = document.get("access_token"), document.get("expires_in")
+        token_type = str(document.get("token_type") or "bearer")
+        if not isinstance(value, str) or not value or token_type.lower() != "bearer":
+            raise SnykError(
+                f"The OAuth token endpoint at {self.get_url(None)} answered without a bearer "
+                "access token: check `api_url`, it must be the Snyk API of your region."
+            )
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
+            lifetime = DEFAULT_TOKEN_LIFETIME
+        return AccessToken(value, float(lifetime))
+
+
+class _ClientAuthentication(AuthBase):
+    """A token request's form, with the client's credentials (a fresh assertion each time)."""
+
+    def __init__(self, client: OAuthClient, token_url: str) -> None:
+        self.client = client
+        self.token_url = token_url
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.prepare_body(data=self.client.token_form(self.token_url), files=None)
+        return request
 
 
 def _unreachable(error: BaseException) -> str | None:

@@ -37,9 +37,20 @@ def refusal_message(
     api_origin: str,
     detail: str | None,
     otherwise: str = "remove the id from the settings",
+    oauth_client_id: str | None = None,
 ) -> str:
-    """One line that says why Snyk refused a request for `subject` and what to do about it."""
+    """One line that says why Snyk refused a request for `subject` and what to do about it.
+
+    `oauth_client_id` names the OAuth service account when the run authenticates as one.
+    """
     said = f" Snyk said: {detail}" if detail else ""
+    if status == 401 and oauth_client_id:
+        return (
+            f"Snyk rejected the OAuth access token of `client_id` {oauth_client_id} (401) for "
+            f"{subject}, and then a new one: the service account may have been deleted or "
+            f"disabled, or belong to another region than `api_url` ({api_origin}). Check it in "
+            "Snyk (Group or Org settings > Service accounts) and `api_url`." + said
+        )
     if status == 401:
         return (
             f"Snyk rejected the API token (401) for {subject}: it is invalid, expired, or from "
@@ -48,8 +59,14 @@ def refusal_message(
             " (and `auth_scheme`: `token` for API tokens, `bearer` for OAuth access tokens)." + said
         )
     if status == 403:
+        who = (
+            f"The service account of `client_id` {oauth_client_id}"
+            if oauth_client_id
+            else "The API token"
+        )
+        needs = "it needs" if oauth_client_id else "its user or service account needs"
         return (
-            f"The API token may not read {subject} (403): its user or service account needs the "
+            f"{who} may not read {subject} (403): {needs} the "
             f"`{permission}` permission there (Snyk Enterprise plan). Grant it, or {otherwise}."
             + said
         )

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pendulum
 
+from tap_snyk.auth import SNYK_FOR_GOVERNMENT, AuthMethod, auth_method
+
 #: Audit logs have two GA contracts; any version on or after this date is served the newer one.
 OLDEST_API_VERSION = date(2024, 4, 29)
 #: Snyk keeps audit logs for the past 90 days.
@@ -32,6 +34,7 @@ REGIONAL_ORIGINS = (
     "https://api.us.snyk.io (SNYK-US-02)",
     "https://api.eu.snyk.io (SNYK-EU-01)",
     "https://api.au.snyk.io (SNYK-AU-01)",
+    f"{SNYK_FOR_GOVERNMENT} (SNYK-GOV-01, OAuth only)",
 )
 _VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(~(beta|experimental))?$")
 
@@ -49,6 +52,7 @@ class SnykSettings:
     """The settings in the form the streams use them."""
 
     api_origin: str
+    auth: AuthMethod
     api_version: str
     org_ids: tuple[str, ...]
     group_ids: tuple[str, ...]
@@ -68,8 +72,8 @@ class SnykSettings:
     def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
         """Check every setting at once; raise `SettingsError` listing all that are wrong."""
         errors: list[str] = []
-        _check_token(config.get("api_token"), errors)
         api_origin = _api_origin(config.get("api_url") or "https://api.snyk.io", errors)
+        auth = auth_method(config, api_origin, errors)
         api_version = _api_version(str(config.get("api_version") or "2024-10-15"), errors)
         org_ids = _uuids(config, "org_ids", "organization", errors)
         group_ids = _uuids(config, "group_ids", "group", errors)
@@ -122,10 +126,11 @@ class SnykSettings:
             config, "max_retry_seconds", 600, 1, MAX_RETRY_SECONDS, "seconds", errors
         )
 
-        if errors:
+        if errors or auth is None:
             raise SettingsError(errors)
         return cls(
             api_origin=api_origin,
+            auth=auth,
             api_version=api_version,
             org_ids=org_ids,
             group_ids=group_ids,
@@ -160,20 +165,6 @@ def _lookback_interval(config: Mapping[str, Any], lookback_hours: int, errors: l
             "`lookback_hours` minus the interval; lower the interval or raise `lookback_hours`."
         )
     return value
-
-
-def _check_token(token: object, errors: list[str]) -> None:
-    # The message never quotes the token: that is the point of checking it here.
-    if not isinstance(token, str) or not token.strip():
-        errors.append(
-            "`api_token` is not set: set it in the tap's config (in Meltano: `meltano config "
-            "set tap-snyk api_token`) or as TAP_SNYK_API_TOKEN in the environment."
-        )
-    elif any(character.isspace() or not character.isprintable() for character in token):
-        errors.append(
-            "`api_token` holds spaces, line breaks or other control characters (a file saved "
-            "with Windows line endings?): set it to the token alone."
-        )
 
 
 def _whole_number(

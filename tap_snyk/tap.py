@@ -22,7 +22,9 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_snyk.auth import ApiToken, Credentials, OAuthCredentials
 from tap_snyk.check import check_connection
+from tap_snyk.client import TokenEndpoint
 from tap_snyk.errors import SnykError
 from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.scope import RunScope, resolve_scope
@@ -53,11 +55,11 @@ class TapSnyk(Tap):
         th.Property(
             "api_token",
             th.StringType,
-            required=True,
             secret=True,
             description=(
                 "Snyk API token: a personal or service-account token (`auth_scheme` token) or an "
-                "OAuth access token (`auth_scheme` bearer). Audit logs need the Enterprise plan."
+                "OAuth access token (`auth_scheme` bearer). Audit logs need the Enterprise plan. "
+                "Or leave it unset and use an OAuth service account (`client_id`)."
             ),
         ),
         th.Property(
@@ -65,7 +67,41 @@ class TapSnyk(Tap):
             th.StringType,
             default="token",
             allowed_values=["token", "bearer"],
-            description="`token` for API tokens (the default), `bearer` for OAuth access tokens.",
+            description=(
+                "How `api_token` is sent: `token` for API tokens (the default), `bearer` for "
+                "OAuth access tokens."
+            ),
+        ),
+        th.Property(
+            "client_id",
+            th.StringType,
+            description=(
+                "Client id of an OAuth 2.0 service account (instead of `api_token`), with "
+                "`client_secret`, or with `private_key` and `private_key_id`. Access tokens are "
+                "asked from `api_url`'s /oauth2/token and renewed before they expire."
+            ),
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            secret=True,
+            description="Client secret of the OAuth 2.0 service account `client_id`.",
+        ),
+        th.Property(
+            "private_key",
+            th.StringType,
+            secret=True,
+            description=(
+                "For a private-key-JWT service account `client_id`: its RSA private key, the PEM "
+                "text (newlines may be written as \\n)."
+            ),
+        ),
+        th.Property(
+            "private_key_id",
+            th.StringType,
+            description=(
+                "The id (`kid`) of the public key of `private_key` on the service account's JWKS."
+            ),
         ),
         th.Property(
             "api_url",
@@ -234,6 +270,22 @@ class TapSnyk(Tap):
         return self._scope
 
     @functools.cached_property
+    def credentials(self) -> Credentials:
+        """The Authorization of every request of the run, shared by every stream and thread.
+
+        The first OAuth access token is asked for at the start of a sync (and of the connection
+        check), before any REST request.
+        """
+        auth = self.settings.auth
+        if isinstance(auth, ApiToken):
+            return Credentials(auth)
+        return OAuthCredentials(
+            auth,
+            TokenEndpoint(tap=self, client=auth).request_access_token,
+            logger=self.logger,
+        )
+
+    @functools.cached_property
     def problems(self) -> list[str]:
         """What went wrong in this run without stopping it; any of them makes the run fail."""
         return []
@@ -249,6 +301,7 @@ class TapSnyk(Tap):
 
         Raises SnykError naming the problems of the run, after the final STATE was written.
         """
+        self.credentials.obtain()  # refused client credentials: one line, before any request
         scope = self.resolve_scope()
         for refusal in scope.failed_discoveries.values():
             self.report_problem(f"The orgs of a group were not read: {refusal}")

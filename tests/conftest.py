@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
@@ -31,6 +33,44 @@ def snyk_api() -> Iterator[FakeSnyk]:
 def tap_config(api: FakeSnyk, **settings: Any) -> dict[str, Any]:
     """A config for the fake API: org A unless the test says otherwise."""
     return {"api_url": api.url, "api_token": TOKEN, "org_ids": [ORG_A], **settings}
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An RSA key pair of an OAuth service account, as PEM texts, and the key's id."""
+
+    private_pem: str = field(repr=False)
+    public_pem: str
+    key_id: str = "key-1"
+
+
+def make_key_pair(key_id: str = "key-1") -> KeyPair:
+    """A fresh 2048-bit RSA key pair."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return KeyPair(private_pem, public_pem, key_id)
+
+
+@pytest.fixture(scope="session")
+def key_pair() -> KeyPair:
+    """One RSA key pair for the session's tests (making one takes a moment)."""
+    return make_key_pair()
+
+
+def oauth_config(api: FakeSnyk, **settings: Any) -> dict[str, Any]:
+    """`tap_config` for an OAuth service account rather than an API token."""
+    config = tap_config(api, **settings)
+    del config["api_token"]
+    return config
 
 
 @dataclass

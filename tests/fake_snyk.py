@@ -1,10 +1,14 @@
-"""A fake Snyk REST API for the tests of tap-snyk: real HTTP on 127.0.0.1, standard library only.
+"""A fake Snyk REST API for the tests of tap-snyk: real HTTP on 127.0.0.1.
+
+Standard library only, but for PyJWT (a dependency of the tap) to verify OAuth client assertions.
 
 What lives here:
 - `FakeSnyk`: the server. It answers the org and group audit-log searches (contract 2024-04-29),
   the orgs of a group, one org, the memberships of an org or a group, the projects of an org and
   `/self`, holds the data tests give it, records every request it receives, and serves injected
-  faults (`Fault`) before normal handling.
+  faults (`Fault`) before normal handling. Its OAuth token endpoint, `POST /oauth2/token`, issues
+  short-lived access tokens to registered service accounts (`OAuthClient`: a client secret, or a
+  public key whose private key signs client assertions).
 - `make_events` and `uuid_for`: deterministic, deliberately awkward audit-log events and ids;
   `make_members` and `make_projects`: the users and projects those events name.
 - `main`: `python -m tests.fake_snyk` seeds demo data and serves it, or runs a command against it.
@@ -20,11 +24,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hmac
 import itertools
 import json
 import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -39,7 +45,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import jwt
+
 DEFAULT_TOKEN = "test-token"
+TOKEN_PATH = "/oauth2/token"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The longest `exp` ahead of now that the fake accepts in a client assertion ("a few minutes").
+MAX_ASSERTION_LIFETIME = 600
 AUDIT_LOG_CONTRACT = date(2024, 4, 29)  # older version dates are served the 2023-09-11 contract
 API_ACCESS = "api.access"
 JSONAPI = {"version": "1.0"}
@@ -125,6 +137,8 @@ class Fault:
     are slept first; a delay alone then answers normally (read-timeout tests). `drip` sends the
     answer's body one byte every `drip` seconds, after its headers. `headers` are added to the
     answer (e.g. Retry-After). `times` serves the same fault to that many matching requests.
+    `revoke_tokens` revokes every live OAuth access token first, like a delay, then answers as
+    above (or normally, so the request's own access token is refused).
     """
 
     status: int | None = None
@@ -137,6 +151,7 @@ class Fault:
     drip: float = 0.0
     path: str | None = None
     times: int = 1
+    revoke_tokens: bool = False
 
     def __post_init__(self) -> None:
         actions = [
@@ -150,7 +165,7 @@ class Fault:
             raise ValueError(
                 "a Fault has at most one of status, truncated_body, not_json, reset, body"
             )
-        if sum(actions) == 0 and self.delay <= 0 and self.drip <= 0:
+        if sum(actions) == 0 and self.delay <= 0 and self.drip <= 0 and not self.revoke_tokens:
             raise ValueError(
                 "a Fault needs an action (status, truncated_body, not_json, reset, body), "
                 "a delay or a drip"
@@ -172,6 +187,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     target: str  # path and raw query exactly as received
+    body: bytes = b""
 
     def header(self, name: str) -> str | None:
         """Return a header by case-insensitive name, or None."""
@@ -370,6 +386,31 @@ def _json_response(
     return _Response(status, body, {"Content-Type": JSONAPI_CONTENT_TYPE, **(headers or {})})
 
 
+@dataclass(frozen=True)
+class OAuthClient:
+    """A service account with OAuth 2.0 client credentials: a client secret, or a public key.
+
+    `public_key` is a PEM; `key_id` its id (`kid`) on the account's JWKS.
+    """
+
+    client_id: str
+    secret: str | None = None
+    public_key: str | None = None
+    key_id: str | None = None
+
+
+class _OAuthError(Exception):
+    """An OAuth error answer of the token endpoint: `{"error", "error_description"}`."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+
+    def response(self) -> _Response:
+        body = json.dumps({"error": self.error, "error_description": self.description}).encode()
+        return _Response(self.status, body, {"Content-Type": "application/json"})
+
+
 class _ApiError(Exception):
     """An error answer, raised anywhere in request handling."""
 
@@ -539,7 +580,9 @@ class FakeSnyk:
     foreign_next_link (served once as the next link of the next paged answer), repeat_next_link
     (every paged answer links to itself), empty_last_page (a full last page links to an empty one),
     clock (returns the current time; decides where "yesterday" starts), latency (seconds every
-    answer takes, like a live search; answers to concurrent requests are delayed side by side).
+    answer takes, like a live search; answers to concurrent requests are delayed side by side),
+    oauth_clients (client id to `OAuthClient`), token_lifetime (seconds an access token lives).
+    For tests: issued_tokens (every access token issued), unauthorized (401 answers of /rest).
     """
 
     def __init__(
@@ -562,6 +605,12 @@ class FakeSnyk:
         self.repeat_next_link: bool = False
         self.empty_last_page: bool = False
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.oauth_clients: dict[str, OAuthClient] = {}
+        self.token_lifetime: int = 3599
+        self.issued_tokens: list[str] = []
+        self.unauthorized = 0
+        self._access_tokens: dict[str, float] = {}  # access token -> when it expires (monotonic)
+        self._assertion_ids: set[str] = set()
         self._port = port
         self._lock = threading.RLock()
         self._seq = itertools.count()
@@ -706,6 +755,44 @@ class FakeSnyk:
         with self._lock:
             self._org(org_id).projects.update((r["id"], r) for r in resources)
 
+    def add_oauth_client(
+        self,
+        client_id: str,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        """Register a service account: a client secret, or a public key (PEM) and its key id."""
+        if (secret is None) == (public_key is None) or (public_key is None) != (key_id is None):
+            raise ValueError("an OAuth client has a secret, or a public key and a key id")
+        self.oauth_clients[client_id] = OAuthClient(client_id, secret, public_key, key_id)
+
+    def revoke_access_tokens(self) -> int:
+        """Revoke every access token issued so far; return how many were live."""
+        with self._lock:
+            now = time.monotonic()
+            live = sum(expires > now for expires in self._access_tokens.values())
+            self._access_tokens.clear()
+            return live
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many access tokens the token endpoint issued."""
+        return len(self.issued_tokens)
+
+    @property
+    def token_requests(self) -> list[RecordedRequest]:
+        """The requests received by the token endpoint."""
+        with self._lock:
+            return [request for request in self.requests if request.path == TOKEN_PATH]
+
+    @property
+    def rest_requests(self) -> list[RecordedRequest]:
+        """The requests received by the REST API (under /rest)."""
+        with self._lock:
+            return [request for request in self.requests if request.path.startswith("/rest/")]
+
     def reset_requests(self) -> None:
         """Forget the requests received so far."""
         with self._lock:
@@ -763,9 +850,14 @@ class FakeSnyk:
                     return fault
         return None
 
-    def _answer(self, method: str, target: str, headers: Message) -> _Response:
+    def _answer(self, method: str, target: str, headers: Message, body: bytes = b"") -> _Response:
         split = urlsplit(target)
         query = parse_qs(split.query, keep_blank_values=True)
+        if split.path == TOKEN_PATH:
+            try:
+                return self._issue_token(method, headers, body)
+            except _OAuthError as error:
+                return error.response()
         try:
             if not split.path.startswith("/rest/"):
                 raise _ApiError(
@@ -801,12 +893,101 @@ class FakeSnyk:
 
     def _authenticate(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").strip().partition(" ")
-        if scheme.lower() not in ("token", "bearer") or token.strip() not in self.tokens:
+        token = token.strip()
+        if scheme.lower() == "bearer" and token in self._access_tokens:
+            if self._access_tokens[token] > time.monotonic():
+                return
+            with self._lock:
+                self.unauthorized += 1
+            raise _ApiError(401, "the access token has expired: ask /oauth2/token for a new one")
+        if scheme.lower() not in ("token", "bearer") or token not in self.tokens:
+            with self._lock:
+                self.unauthorized += 1
             raise _ApiError(
                 401,
                 "the Authorization header must be 'token <API token>' or "
                 "'bearer <OAuth access token>' with a valid token of this region",
             )
+
+    def _issue_token(self, method: str, headers: Message, body: bytes) -> _Response:
+        """`POST /oauth2/token`, grant client_credentials, as Snyk's OAuth 2.0 service accounts."""
+        if method != "POST":
+            raise _OAuthError(400, "invalid_request", "the token endpoint takes POST only")
+        if (headers.get("Content-Type") or "").split(";")[0].strip() != (
+            "application/x-www-form-urlencoded"
+        ):
+            raise _OAuthError(400, "invalid_request", "send the form x-www-form-urlencoded")
+        values = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if any(len(value) > 1 for value in values.values()):
+            raise _OAuthError(400, "invalid_request", "a parameter was given more than once")
+        form = {name: value[0] for name, value in values.items()}
+        if form.get("grant_type") != "client_credentials":
+            raise _OAuthError(400, "unsupported_grant_type", "only client_credentials is served")
+        if "client_assertion" in form or "client_assertion_type" in form:
+            client = self._client_of_assertion(form)
+        else:
+            client = self.oauth_clients.get(form.get("client_id", ""))
+            given = form.get("client_secret", "")
+            if (
+                client is None
+                or client.secret is None
+                or not hmac.compare_digest(client.secret.encode(), given.encode())
+            ):
+                raise _OAuthError(401, "invalid_client", "client authentication failed")
+        access_token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._access_tokens[access_token] = time.monotonic() + self.token_lifetime
+            self.issued_tokens.append(access_token)
+        document = {
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": self.token_lifetime,
+            "scope": "",
+            "bot_id": uuid_for(f"bot-{client.client_id}"),
+        }
+        return _Response(200, json.dumps(document).encode(), {"Content-Type": "application/json"})
+
+    def _client_of_assertion(self, form: Mapping[str, str]) -> OAuthClient:
+        """The client a private_key_jwt assertion proves, verified as an authorization server."""
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise _OAuthError(
+                400, "invalid_request", f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+            )
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claimed = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError as error:
+            raise _OAuthError(
+                401, "invalid_client", f"client_assertion is not a JWT: {error}"
+            ) from None
+        client = self.oauth_clients.get(str(claimed.get("iss")))
+        if client is None or client.public_key is None:
+            raise _OAuthError(401, "invalid_client", "unknown client (iss)")
+        if header.get("kid") != client.key_id:
+            raise _OAuthError(401, "invalid_client", "no key with this kid on the client's JWKS")
+        if form.get("client_id", client.client_id) != client.client_id:
+            raise _OAuthError(401, "invalid_client", "client_id differs from the assertion's iss")
+        try:
+            claims = jwt.decode(
+                assertion,
+                client.public_key,
+                algorithms=["RS256"],
+                audience=f"{self.url}{TOKEN_PATH}",
+                issuer=client.client_id,
+                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
+            )
+        except jwt.PyJWTError as error:
+            raise _OAuthError(401, "invalid_client", f"client_assertion refused: {error}") from None
+        if claims["sub"] != client.client_id:
+            raise _OAuthError(401, "invalid_client", "sub must be the client id")
+        if claims["exp"] > time.time() + MAX_ASSERTION_LIFETIME:
+            raise _OAuthError(401, "invalid_client", "exp is too far ahead: keep it short")
+        with self._lock:
+            if claims["jti"] in self._assertion_ids:
+                raise _OAuthError(401, "invalid_client", "this assertion (jti) was used before")
+            self._assertion_ids.add(claims["jti"])
+        return client
 
     def _check_access(self, kind: str, resource_id: str, exists: bool, permission: str) -> None:
         if resource_id in self.forbidden:
@@ -1007,8 +1188,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)  # read and drop a body so the connection stays usable
+        body = self.rfile.read(length) if length else b""  # read it all: keep-alive needs it
         split = urlsplit(self.path)
         fake._record(
             RecordedRequest(
@@ -1017,6 +1197,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query=parse_qs(split.query, keep_blank_values=True),
                 headers=dict(self.headers.items()),
                 target=self.path,
+                body=body,
             )
         )
         if fake.latency > 0:
@@ -1026,6 +1207,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake._take_fault(self.path)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
+        if fault is not None and fault.revoke_tokens:
+            fake.revoke_access_tokens()
         if fault is not None and fault.reset:
             self.close_connection = True
             return
@@ -1037,7 +1220,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault is not None and fault.body is not None:
             response = _Response(200, fault.body, {"Content-Type": JSONAPI_CONTENT_TYPE})
         else:
-            response = fake._answer(self.command, self.path, self.headers)
+            response = fake._answer(self.command, self.path, self.headers, body)
             if fault is not None and fault.truncated_body:
                 response.body = response.body[: len(response.body) // 2]
         if fault is not None:

@@ -38,15 +38,18 @@ def test_settings_table_is_the_one_tap_snyk_about_prints() -> None:
     assert documented.splitlines()[2:] == own[1:], "run scripts/readme-settings to update it"
 
 
-def test_meltano_yml_defines_every_setting_of_the_tap_and_marks_the_token_secret() -> None:
+def test_meltano_yml_defines_every_setting_of_the_tap_and_marks_the_secrets_sensitive() -> None:
     tap_settings = json.loads(about("json"))["settings"]["properties"]
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-snyk"]
     declared = {setting["name"]: setting for setting in tap["settings"]}
     own = {name for name in tap_settings if not name.startswith(SDK_SETTINGS)}
     assert own <= declared.keys()
-    assert declared["api_token"]["sensitive"] is True
-    assert declared["api_token"]["kind"] == "password"
+    secrets = {name for name in own if tap_settings[name].get("secret")}
+    assert secrets == {"api_token", "client_secret", "private_key"}
+    for name in secrets:
+        assert declared[name]["sensitive"] is True
+        assert declared[name]["kind"] == "password"
 
 
 def test_the_query_for_append_only_targets_keeps_each_event_once(

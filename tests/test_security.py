@@ -1,4 +1,6 @@
-"""The token stays secret and goes only to `api_url`; what Snyk sends is only ever data."""
+"""Secrets (API token, OAuth client secret, private key, assertions, access tokens) stay secret;
+the token goes only to `api_url`; what Snyk sends is only ever data.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
 from tap_snyk.tap import TapSnyk
-from tests.conftest import ORG_A, run_tap, tap_config
+from tests.conftest import ORG_A, KeyPair, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -133,3 +136,98 @@ def test_content_is_data_whatever_it_holds(secret_api: FakeSnyk) -> None:
     assert record["content"] == hostile
     assert record["event_id"] != "forged"
     assert record["created"] == created.replace(".000Z", ".000000Z")
+
+
+# -- OAuth service accounts: the client secret, the private key, assertions and access tokens --
+
+CLIENT_SECRET = "oauth-client-secret-5e7a1b"
+
+
+@pytest.fixture
+def oauth_api(secret_api: FakeSnyk, key_pair: KeyPair) -> FakeSnyk:
+    secret_api.add_oauth_client("secret-client", secret=CLIENT_SECRET)
+    secret_api.add_oauth_client("key-client", public_key=key_pair.public_pem, key_id="kid-1")
+    secret_api.token_lifetime = 2
+    return secret_api
+
+
+def oauth_settings(way: str, key_pair: KeyPair) -> dict[str, str]:
+    if way == "client_secret":
+        return {"client_id": "secret-client", "client_secret": CLIENT_SECRET}
+    return {
+        "client_id": "key-client",
+        "private_key": key_pair.private_pem,
+        "private_key_id": "kid-1",
+    }
+
+
+def oauth_secrets(api: FakeSnyk, key_pair: KeyPair) -> list[str]:
+    """Every secret of the run: the client secret, the key's lines, assertions, access tokens."""
+    key_lines = [line for line in key_pair.private_pem.splitlines() if "-----" not in line]
+    assertions = [
+        value
+        for request in api.token_requests
+        for value in parse_qs(request.body.decode()).get("client_assertion", [])
+    ]
+    return [CLIENT_SECRET, *key_lines, *assertions, *api.issued_tokens]
+
+
+@pytest.mark.parametrize("way", ["client_secret", "private_key"])
+@pytest.mark.parametrize(
+    ("case", "args"),
+    [
+        ("sync", ()),
+        ("connection check", ("--test",)),
+        ("discover", ("--discover",)),
+        ("about", ("--about", "--format=json")),
+    ],
+)
+def test_no_oauth_secret_appears_in_any_output_at_any_log_level(
+    oauth_api: FakeSnyk, key_pair: KeyPair, tmp_path: Path, way: str, case: str, args: tuple
+) -> None:
+    config = {**tap_config(oauth_api, page_size=10), **oauth_settings(way, key_pair)}
+    del config["api_token"]
+    output = run_cli_debug(tmp_path, config, *args)
+    assert output
+    if case in ("sync", "connection check"):
+        assert oauth_api.issued_tokens  # tokens were issued, and are looked for below
+    for secret in oauth_secrets(oauth_api, key_pair):
+        assert secret not in output
+    assert "PRIVATE KEY" not in output
+
+
+@pytest.mark.parametrize("way", ["client_secret", "private_key"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=401, path="/oauth2/token"),
+        Fault(status=503, times=1000, path="/oauth2/token"),
+        Fault(revoke_tokens=True, times=2, path="/audit_logs/"),
+        Fault(reset=True, times=1000, path="/audit_logs/"),
+    ],
+    ids=["token-refused", "token-503-until-give-up", "revoked-twice", "resets-until-give-up"],
+)
+def test_no_oauth_secret_appears_in_any_error(
+    oauth_api: FakeSnyk, key_pair: KeyPair, tmp_path: Path, way: str, fault: Fault
+) -> None:
+    oauth_api.faults.append(fault)
+    config = {**tap_config(oauth_api), **oauth_settings(way, key_pair), "max_retry_seconds": 1}
+    del config["api_token"]
+    output = run_cli_debug(tmp_path, config)
+    assert "Snyk" in output
+    for secret in oauth_secrets(oauth_api, key_pair):
+        assert secret not in output
+
+
+def test_a_wrong_secret_or_a_bad_key_is_never_quoted(snyk_api: FakeSnyk, tmp_path: Path) -> None:
+    bad_key = "-----BEGIN PRIVATE KEY-----\nc2VrcmV0LWJ1dC1icm9rZW4ta2V5\n-----END PRIVATE KEY-----"
+    for settings in (
+        {"client_id": "nobody", "client_secret": "sekret-wrong-secret"},
+        {"client_id": "nobody", "private_key": bad_key, "private_key_id": "k"},
+    ):
+        config = {**tap_config(snyk_api), **settings}
+        del config["api_token"]
+        output = run_cli_debug(tmp_path, config)
+        assert "`client_secret`" in output or "`private_key`" in output
+        assert "sekret-wrong-secret" not in output
+        assert "c2VrcmV0LWJ1dC1icm9rZW4ta2V5" not in output
