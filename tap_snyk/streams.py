@@ -8,6 +8,7 @@ read in full on every run and share the same partitions, client and failure hand
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +27,11 @@ from tap_snyk.records import (
     resource_record,
 )
 from tap_snyk.settings import rfc3339
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
@@ -49,6 +55,11 @@ class ScopedStream(SnykStream):
     #: The context key naming a partition: "org_id" or "group_id".
     partition_key: ClassVar[str]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The partitions of this run that were skipped (refused), as `subject` names them.
+        self.skipped: list[str] = []
+
     @functools.cached_property
     def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
         """One context per org or group of the run's scope."""
@@ -68,6 +79,7 @@ class ScopedStream(SnykStream):
         except SnykError as error:
             if isinstance(error, SnykRefusal) and self.may_skip(context, error):
                 self.logger.warning("Skipped: %s", error)
+                self.skipped.append(self.subject.format(**context))
                 return
             # Every record read so far has been written: this state lets the next run resume
             # right after them rather than at the last periodic STATE.
@@ -275,6 +287,12 @@ class LookupStream(ScopedStream):
 
     Lookups only name what the audit logs hold, so an org or group whose lookup the token may
     not read is skipped with a warning rather than stopping the audit logs.
+
+    Each run's records carry a version (the run's start); once the stream is read in full, an
+    ACTIVATE_VERSION of that version lets the loader mark (target-postgres: `_sdc_deleted_at`)
+    or delete (`hard_delete`) the rows that Snyk no longer lists: removed members, projects,
+    orgs. The message is per stream, so a run that skipped a partition sends none for the
+    stream: that partition's rows would otherwise look removed.
     """
 
     primary_keys = ("id",)
@@ -282,10 +300,50 @@ class LookupStream(ScopedStream):
     refusal_remedy = (
         "deselect the stream (drop `{stream}.*` from tap-snyk's `select` in meltano.yml)"
     )
+    #: The version this run's records carry, to activate once the stream is read in full.
+    read_version: int | None = None
 
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
         """Any org or group that refuses (403 or 404) is skipped, with a warning."""
         return refusal.status in (403, 404)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Always: it is how a loader learns what Snyk no longer lists."""
+        return True
+
+    @override
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        # The SDK calls this as a sync starts, before the first record: a target would then
+        # mark every row removed until the records come back, and a partition skipped later
+        # could not be spared. The version is activated after the last record instead.
+        self.read_version = full_table_version
+
+    @override
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        """The SDK's end of a stream's sync (the tap calls it once the stream is read)."""
+        super().finalize_state_progress_markers(state)
+        if state is None:
+            self.activate_read_version()
+
+    def activate_read_version(self) -> None:
+        """After a complete read, ACTIVATE_VERSION; after one with skipped partitions, a warning.
+
+        A run that fails ends before this, so it never marks anything removed.
+        """
+        if self.read_version is None:  # not selected, or not read
+            return
+        if self.skipped:
+            self.logger.warning(
+                "%s: deletions held back this run, because %s %s skipped: rows that Snyk no "
+                "longer lists stay current until a run reads every org and group of the stream.",
+                self.name,
+                ", ".join(self.skipped),
+                "was" if len(self.skipped) == 1 else "were",
+            )
+            return
+        super()._write_activate_version_message(self.read_version)
 
 
 class GroupMembershipsStream(LookupStream):

@@ -793,6 +793,18 @@ class FakeSnyk:
         with self._lock:
             return [request for request in self.requests if request.path.startswith("/rest/")]
 
+    def remove_member(self, user_id: str) -> None:
+        """Take a user out of every org and group (someone who left the company)."""
+        with self._lock:
+            for scope in (*self._orgs.values(), *self._groups.values()):
+                scope.members.pop(user_id, None)
+
+    def remove_org_projects(self, org_id: str, project_ids: Iterable[str]) -> None:
+        """Delete projects of an org."""
+        with self._lock:
+            for project_id in project_ids:
+                self._org(org_id).projects.pop(project_id, None)
+
     def reset_requests(self) -> None:
         """Forget the requests received so far."""
         with self._lock:

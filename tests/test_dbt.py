@@ -21,7 +21,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, seed_demo_data
+from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, Fault, seed_demo_data
 from tests.meltano_project import ROOT, meltano_env, run_meltano
 from tests.postgres import PostgresSchema
 
@@ -44,6 +44,9 @@ class Built:
     build: subprocess.CompletedProcess[str]
     results: list[dict[str, Any]]  # run_results.json: one entry per model and test
     meltano: Callable[..., subprocess.CompletedProcess[str]]  # more Meltano commands, same setup
+    removed_user: str  # removed from every org and group between the two runs
+    removed_project: str  # deleted in Snyk between the runs, in the first org
+    skipped_org: str  # whose projects the second run was refused (403)
 
     @property
     def staging(self) -> str:
@@ -101,7 +104,22 @@ def built(
             "TAP_SNYK_ORG_IDS": json.dumps(org_ids),
             "TAP_SNYK_GROUP_IDS": json.dumps(group_ids),
         }
-        run_meltano(env, "run", "tap-snyk", f"target-{database}")
+        job = ("run", "tap-snyk", f"target-{database}")
+        run_meltano(env, *job)
+        # Between the runs: the most active member of the first org leaves (every org and
+        # group), a project of the first org is deleted, and the second org refuses its projects.
+        [(removed_user,)] = query(
+            f'select user_id from "{raw_schema}".org_audit_logs where user_id in'
+            f" (select user_id from \"{raw_schema}\".org_memberships where org_id = '{org_ids[0]}')"
+            " group by user_id order by count(*) desc, user_id limit 1"
+        )
+        [(removed_project,)] = query(
+            f"select min(id) from \"{raw_schema}\".projects where org_id = '{org_ids[0]}'"
+        )
+        api.remove_member(removed_user)
+        api.remove_org_projects(org_ids[0], [removed_project])
+        api.faults.append(Fault(status=403, path=f"/orgs/{org_ids[1]}/projects"))
+        run_meltano(env, *job)
     build = run_meltano(env, "invoke", f"dbt-{database}:build", check=False)
     results_file = work / "target" / "run_results.json"
     results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
@@ -109,7 +127,10 @@ def built(
     def meltano(*args: str) -> subprocess.CompletedProcess[str]:
         return run_meltano(env, *args, check=False)
 
-    yield Built(database, raw_schema, query, build, results, meltano)
+    yield Built(
+        database, raw_schema, query, build, results, meltano,
+        removed_user, removed_project, skipped_org=org_ids[1],
+    )  # fmt: skip
     if database == "postgres":
         for suffix in ("_staging", "_marts"):
             query(f'drop schema if exists "{raw_schema}{suffix}" cascade')
@@ -237,3 +258,81 @@ def test_every_column_of_each_mart_is_documented(built: Built, mart: str) -> Non
     )
     assert sorted(described) == sorted(name for (name,) in built_columns)
     assert all(described.values())
+
+
+# Deletions. target-postgres marks the rows that a complete read of a lookup no longer saw
+# (`_sdc_deleted_at`) when the tap's ACTIVATE_VERSION comes; target-duckdb 0.8.0 ignores the
+# message, so in DuckDB removed members and projects stay as last seen.
+ONLY_POSTGRES = pytest.mark.parametrize("built", ["postgres"], indirect=True)
+
+
+@ONLY_POSTGRES
+def test_a_member_removed_in_snyk_is_no_longer_current_in_postgres(built: Built) -> None:
+    for table in ("org_memberships", "group_memberships"):
+        rows = built.query(
+            f"select user_id = '{built.removed_user}', _sdc_deleted_at is not null"
+            f" from {built.raw}.{table}"
+        )
+        assert (True, True) in rows, table  # the member's rows are marked removed
+        assert (True, False) not in rows, table
+        assert (False, True) not in rows, table  # and no one else's
+
+
+@ONLY_POSTGRES
+def test_a_member_removed_in_snyk_has_left_in_the_models(built: Built) -> None:
+    users = dict(built.query(f"select user_id, has_left from {built.staging}.stg_snyk__users"))
+    assert users[built.removed_user] is True
+    assert [u for u, has_left in users.items() if has_left] == [built.removed_user]
+    memberships = built.query(
+        f"select distinct is_deleted from {built.staging}.stg_snyk__memberships"
+        f" where user_id = '{built.removed_user}'"
+    )
+    assert memberships == [(True,)]
+
+
+@ONLY_POSTGRES
+def test_the_marts_say_which_actors_have_left(built: Built) -> None:
+    actors = set()
+    for mart in MARTS[:3]:  # the marts of events, each with the actor's columns
+        actors |= set(
+            built.query(
+                f"select distinct actor_user_id = '{built.removed_user}', actor_has_left"
+                f" from {built.marts}.{mart} where actor_user_id is not null"
+            )
+        )
+    assert actors == {(True, True), (False, False)}
+
+
+@ONLY_POSTGRES
+def test_a_run_that_skipped_a_partition_marks_none_of_the_streams_rows_removed(
+    built: Built,
+) -> None:
+    # The second run skipped the second org's projects: their rows, and the project deleted
+    # in the first org, stay current until a run reads every org's projects.
+    [(rows, removed, skipped_org_rows)] = built.query(
+        f"select count(*), count(_sdc_deleted_at),"
+        f" count(*) filter (where org_id = '{built.skipped_org}') from {built.raw}.projects"
+    )
+    assert skipped_org_rows > 0
+    assert removed == 0
+    assert built.value(
+        f"select not is_deleted from {built.staging}.stg_snyk__projects"
+        f" where project_id = '{built.removed_project}'"
+    )
+    assert rows == built.value(f"select count(*) from {built.staging}.stg_snyk__projects")
+
+
+@pytest.mark.parametrize("built", ["duckdb"], indirect=True)
+def test_target_duckdb_keeps_removed_members_as_last_seen(built: Built) -> None:
+    # target-duckdb 0.8.0 ignores ACTIVATE_VERSION (it only logs it): what README says.
+    assert built.query(
+        f"select distinct _sdc_deleted_at from {built.raw}.org_memberships"
+        f" where user_id = '{built.removed_user}'"
+    ) == [(None,)]
+    assert (
+        built.value(
+            f"select has_left from {built.staging}.stg_snyk__users"
+            f" where user_id = '{built.removed_user}'"
+        )
+        is False
+    )

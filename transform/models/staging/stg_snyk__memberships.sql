@@ -1,5 +1,6 @@
 -- One row per member of an organization or a group: (scope, scope_id, user_id), with the role
--- held there. A membership that ended stays as last seen (is_deleted awaits ACTIVATE_VERSION).
+-- held there. A membership that ended stays as last seen, with is_deleted true (set from the
+-- loader's _sdc_deleted_at: target-postgres, on the tap's ACTIVATE_VERSION; never in DuckDB).
 {%- set member_columns -%}
     id, user_id, user_name, user_username, user_email, user_login_method, role_id, role_name,
     created_at, _sdc_deleted_at

@@ -1,5 +1,5 @@
 -- One row per organization. One removed in Snyk stays as last seen, so that old events keep
--- its name (is_deleted awaits ACTIVATE_VERSION from the tap; today it is false).
+-- its name; is_deleted says it is gone (target-postgres; false in DuckDB, see the projects).
 with ranked as (
     select
         organizations.*,

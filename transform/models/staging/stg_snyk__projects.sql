@@ -1,5 +1,6 @@
--- One row per project. A project deleted in Snyk stays as last seen, so that old events keep
--- its name (is_deleted is ready for when the tap sends ACTIVATE_VERSION; today it is false).
+-- One row per project. A project deleted in Snyk stays, so that old events keep its name;
+-- is_deleted says it is gone (target-postgres marks it on the tap's ACTIVATE_VERSION; in DuckDB,
+-- whose loader ignores that message, it stays false).
 with ranked as (
     select
         projects.*,
