@@ -327,20 +327,33 @@ class LookupStream(ScopedStream):
         if state is None:
             self.activate_read_version()
 
+    @property
+    def reads_group_listings(self) -> bool:
+        """Whether some of this stream's orgs come from the groups' org listings."""
+        return self.partition_key == "org_id" and self.tap.scope.discover_orgs
+
+    def unread(self) -> list[str]:
+        """What this run should have read of the stream but did not.
+
+        The skipped partitions, and the groups' refused org listings when its orgs come from them.
+        """
+        refused_listings = self.tap.scope.refused if self.reads_group_listings else {}
+        return [*self.skipped, *(f"the org listing of group {g}" for g in refused_listings)]
+
     def activate_read_version(self) -> None:
-        """After a complete read, ACTIVATE_VERSION; after one with skipped partitions, a warning.
+        """After a complete read, ACTIVATE_VERSION; after one that missed a part, a warning.
 
         A run that fails ends before this, so it never marks anything removed.
         """
         if self.read_version is None:  # not selected, or not read
             return
-        if self.skipped:
+        if unread := self.unread():
             self.logger.warning(
                 "%s: deletions held back this run, because %s %s skipped: rows that Snyk no "
                 "longer lists stay current until a run reads every org and group of the stream.",
                 self.name,
-                ", ".join(self.skipped),
-                "was" if len(self.skipped) == 1 else "were",
+                ", ".join(unread),
+                "was" if len(unread) == 1 else "were",
             )
             return
         super()._write_activate_version_message(self.read_version)
@@ -391,6 +404,12 @@ class OrganizationsStream(LookupStream):
     def partitions(self) -> None:  # type: ignore[override]
         """None: the groups' orgs come from their listings, the other orgs one by one."""
         return None
+
+    @property
+    @override
+    def reads_group_listings(self) -> bool:
+        """Always: the orgs of every configured group come from its listing."""
+        return True
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The groups' orgs from their listings, then each configured org not among them.

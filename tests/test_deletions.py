@@ -121,3 +121,30 @@ def test_a_deselected_lookup_sends_no_activate_version(snyk_api: FakeSnyk) -> No
     run = run_tap(config, catalog=catalog)
     assert activations(run, "projects") == []
     assert len(activations(run, "org_memberships")) == 1
+
+
+def test_a_refused_org_listing_holds_back_the_organizations_deletions(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    snyk_api.faults.append(Fault(status=403, path=f"/groups/{GROUP}/orgs"))
+    with caplog.at_level(logging.WARNING):
+        run = read_in_full(snyk_api)
+    assert run.exit_code == 0
+    assert activations(run, "organizations") == []
+    assert (
+        "organizations: deletions held back this run, because the org listing of group "
+        f"{GROUP} was skipped" in caplog.text
+    )
+    # Without discover_orgs the listing does not decide which orgs the other lookups read.
+    for stream in ("org_memberships", "projects", "group_memberships"):
+        assert len(activations(run, stream)) == 1, stream
+
+
+def test_with_discover_orgs_a_refused_org_listing_holds_back_every_lookup_read_per_org(
+    snyk_api: FakeSnyk,
+) -> None:
+    snyk_api.faults.append(Fault(status=403, path=f"/groups/{GROUP}/orgs"))
+    run = read_in_full(snyk_api, discover_orgs=True)
+    for stream in ("organizations", "org_memberships", "projects"):
+        assert activations(run, stream) == [], stream
+    assert len(activations(run, "group_memberships")) == 1
