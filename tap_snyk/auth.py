@@ -159,9 +159,10 @@ def auth_method(config: Mapping[str, Any], api_origin: str, errors: list[str]) -
         return None
     if not given:
         errors.append(
-            f"No credentials: set {WAYS_TO_AUTHENTICATE}, e.g. TAP_SNYK_API_TOKEN or "
-            "TAP_SNYK_CLIENT_ID and TAP_SNYK_CLIENT_SECRET in .secrets/tap-snyk.env (see "
-            ".secrets.example) or in the environment."
+            "`api_token` is not set, nor an OAuth service account: set "
+            f"{WAYS_TO_AUTHENTICATE}, in the tap's config (in Meltano: `meltano config set "
+            "tap-snyk <setting>`) or in the environment (TAP_SNYK_API_TOKEN, TAP_SNYK_CLIENT_ID, "
+            "TAP_SNYK_CLIENT_SECRET, …)."
         )
         return None
     if "api_token" in given:

@@ -53,7 +53,10 @@ def missing_records(document: dict[str, Any], records_jsonpath: str) -> str | No
     For the streams' simple paths: `$.data.items[*]` (a search: `data.items` is a list),
     `$.data[*]` (a listing: `data` is a list), `$.data` (one resource: `data` is an object).
     An answer without them breaks the contract; read as "no records" it would lose data.
+    `$` is the document itself (the OAuth token endpoint's answer), an object by now.
     """
+    if records_jsonpath == "$":
+        return None
     many = records_jsonpath.endswith("[*]")
     keys = records_jsonpath.removeprefix("$.").removesuffix("[*]").split(".")
     node: Any = document
