@@ -12,11 +12,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import duckdb
 import jwt
 import pytest
 
 from tests.conftest import ORG_A, KeyPair, oauth_config, run_tap
 from tests.fake_snyk import CLIENT_ASSERTION_TYPE, FakeSnyk, Fault, make_events
+from tests.meltano_project import ROOT, meltano, meltano_env
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 CLIENT_ID = "7c1e0a52-service-account"
@@ -261,3 +263,36 @@ def test_an_api_token_still_works_with_either_scheme(api: FakeSnyk) -> None:
         assert run.exit_code == 0, run.error
         assert api.token_requests == []
         assert {r.header("Authorization") for r in api.requests} == {f"{scheme} test-token"}
+
+
+def test_meltano_runs_with_a_private_key_written_as_in_secrets_example(
+    api: FakeSnyk, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    # The PEM as a multi-line single-quoted value, as .secrets.example shows it, loaded the way
+    # scripts/sync loads .secrets/tap-snyk.env; then real Meltano into a real DuckDB file.
+    api.token_lifetime = 2
+    api.faults.append(Fault(delay=0.8, times=3, path="/audit_logs/"))
+    secrets = tmp_path / "tap-snyk.env"
+    secrets.write_text(
+        "TAP_SNYK_CLIENT_ID=jwt-client\n"
+        f"TAP_SNYK_PRIVATE_KEY_ID={key_pair.key_id}\n"
+        f"TAP_SNYK_PRIVATE_KEY='{key_pair.private_pem}'\n"
+        f"TAP_SNYK_API_URL={api.url}\n"
+        f"TAP_SNYK_ORG_IDS='{json.dumps([ORG_A])}'\n"
+        "TAP_SNYK_PAGE_SIZE=10\n"
+    )
+    database = tmp_path / "tap_snyk.duckdb"
+    env = meltano_env(tmp_path, TARGET_DUCKDB_PATH=str(database))
+    result = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1"; set +a; exec "$2" run tap-snyk target-duckdb', "sync",
+         str(secrets), meltano()],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    with duckdb.connect(str(database), read_only=True) as db:
+        [(count, distinct)] = db.execute(
+            "select count(*), count(distinct event_id) from snyk.org_audit_logs"
+        ).fetchall()
+    assert count == distinct == len(VISIBLE)
+    assert api.tokens_issued >= 2
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
