@@ -14,10 +14,13 @@ from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import jwt as pyjwt
 import pytest
 import requests
 
+from tests.conftest import make_key_pair
 from tests.fake_snyk import (
+    CLIENT_ASSERTION_TYPE,
     FakeSnyk,
     Fault,
     make_events,
@@ -680,3 +683,138 @@ def test_the_demo_serves_members_and_projects_for_every_user_and_project_its_log
         assert {e["project_id"] for e in events if "project_id" in e} <= {p["id"] for p in projects}
     for group_id in group_ids:
         assert len(get(api, f"/groups/{group_id}/memberships").json()["data"]) == 4
+
+
+# -- the OAuth token endpoint -------------------------------------------------------------------
+
+
+def token_request(api: FakeSnyk, form: dict, content_type: str | None = None) -> requests.Response:
+    headers = {"Content-Type": content_type} if content_type else {}
+    return requests.post(f"{api.url}/oauth2/token", data=form, headers=headers, timeout=5)
+
+
+def assertion(key_pair, api: FakeSnyk, **changes) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": "jwt-client",
+        "sub": "jwt-client",
+        "aud": f"{api.url}/oauth2/token",
+        "jti": changes.pop("jti", f"jti-{time.monotonic_ns()}"),
+        "iat": now,
+        "exp": now + 300,
+        **changes,
+    }
+    kid = claims.pop("kid", key_pair.key_id)
+    signer = claims.pop("signer", key_pair.private_pem)
+    return pyjwt.encode(claims, signer, algorithm="RS256", headers={"kid": kid})
+
+
+def jwt_form(token: str) -> dict:
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": token,
+    }
+
+
+@pytest.fixture
+def oauth(api: FakeSnyk, key_pair) -> FakeSnyk:
+    api.add_oauth_client("secret-client", secret="s3cret")
+    api.add_oauth_client("jwt-client", public_key=key_pair.public_pem, key_id=key_pair.key_id)
+    api.add_org_events(ORG, [])
+    return api
+
+
+def test_the_token_endpoint_issues_a_bearer_token_for_a_client_secret(oauth: FakeSnyk) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "secret-client",
+            "client_secret": "s3cret"}  # fmt: skip
+    answer = token_request(oauth, form)
+    assert answer.status_code == 200
+    document = answer.json()
+    assert document["token_type"] == "bearer"
+    assert document["expires_in"] == 3599
+    bearer = {"Authorization": f"bearer {document['access_token']}"}
+    assert search(oauth, {"from": WEEK_AGO}, headers=bearer).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": "client_credentials", "client_id": "secret-client",
+          "client_secret": "wrong"}, 401, "invalid_client"),
+        ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "s3cret"},
+         401, "invalid_client"),
+        ({"grant_type": "password", "client_id": "secret-client", "client_secret": "s3cret"},
+         400, "unsupported_grant_type"),
+    ],
+    ids=["wrong-secret", "unknown-client", "other-grant"],
+)  # fmt: skip
+def test_the_token_endpoint_refuses_like_oauth(
+    oauth: FakeSnyk, form: dict, status: int, error: str
+) -> None:
+    answer = token_request(oauth, form)
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+
+
+def test_the_token_endpoint_wants_a_form(oauth: FakeSnyk) -> None:
+    answer = requests.post(
+        f"{oauth.url}/oauth2/token",
+        json={"grant_type": "client_credentials", "client_id": "secret-client"},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+def test_a_signed_assertion_gets_a_token_once(oauth: FakeSnyk, key_pair) -> None:
+    token = assertion(key_pair, oauth, jti="only-once")
+    assert token_request(oauth, jwt_form(token)).status_code == 200
+    again = token_request(oauth, jwt_form(token))
+    assert (again.status_code, again.json()["error"]) == (401, "invalid_client")
+    assert "jti" in again.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"kid": "other-key"}, "kid"),
+        ({"aud": "https://api.snyk.io/oauth2/token"}, "audience"),
+        ({"iss": "secret-client", "sub": "secret-client"}, "unknown client"),
+        ({"sub": "someone-else"}, "sub"),
+        ({"exp": int(time.time()) + 3600}, "too far"),
+        ({"exp": int(time.time()) - 10}, "expired"),
+        ({"signer": "other"}, "Signature"),
+    ],
+    ids=["kid", "aud", "client-without-key", "sub", "exp-far", "exp-past", "signature"],
+)
+def test_an_assertion_that_is_not_snyks_kind_is_refused(
+    oauth: FakeSnyk, key_pair, changes: dict, said: str
+) -> None:
+    if changes.get("signer") == "other":
+        changes["signer"] = make_key_pair().private_pem
+    answer = token_request(oauth, jwt_form(assertion(key_pair, oauth, **changes)))
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert said.lower() in answer.json()["error_description"].lower()
+
+
+def test_the_assertion_type_must_be_the_oauth_urn(oauth: FakeSnyk, key_pair) -> None:
+    form = {**jwt_form(assertion(key_pair, oauth)), "client_assertion_type": "private_key_jwt"}
+    assert token_request(oauth, form).status_code == 400
+
+
+def test_an_access_token_expires_and_can_be_revoked(oauth: FakeSnyk) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "secret-client",
+            "client_secret": "s3cret"}  # fmt: skip
+    first = token_request(oauth, form).json()["access_token"]
+    second = token_request(oauth, form).json()["access_token"]
+    assert search(oauth, {"from": WEEK_AGO}, headers={"Authorization": f"bearer {first}"}).ok
+    assert oauth.revoke_access_tokens() == 2
+    refused = search(oauth, {"from": WEEK_AGO}, headers={"Authorization": f"bearer {second}"})
+    assert refused.status_code == 401
+    oauth.token_lifetime = 1
+    third = token_request(oauth, form).json()["access_token"]
+    time.sleep(1.2)
+    expired = search(oauth, {"from": WEEK_AGO}, headers={"Authorization": f"bearer {third}"})
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["errors"][0]["detail"]
+    assert oauth.unauthorized == 2

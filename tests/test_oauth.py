@@ -68,10 +68,11 @@ def test_short_lived_tokens_are_renewed_before_they_expire_and_every_event_arriv
     api: FakeSnyk,
 ) -> None:
     api.token_lifetime = 2
-    # Six pages, each answered after 0.8 s: the run outlives several 2-second tokens.
-    api.faults.append(Fault(delay=0.8, times=6, path="/audit_logs/"))
+    # About 20 pages, each answered after 0.3 s: the run outlives several 2-second tokens. (The
+    # fake checks a token after the delay, so a delay under the 0.5 s margin keeps this exact.)
+    api.faults.append(Fault(delay=0.3, times=30, path="/audit_logs/"))
     started = time.monotonic()
-    run = run_tap(secret_config(api, page_size=10))
+    run = run_tap(secret_config(api, page_size=3))
     assert run.exit_code == 0, run.error
     assert_each_event_once(run.records("org_audit_logs"))
     assert time.monotonic() - started > 4  # the run needed several tokens …
