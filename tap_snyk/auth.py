@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -68,7 +68,7 @@ class ClientSecret:
     client_id: str
     client_secret: str = field(repr=False)
     #: The settings that make this way, for messages.
-    settings = "`client_id` and `client_secret`"
+    settings: ClassVar[str] = "`client_id` and `client_secret`"
 
     def describe(self) -> str:
         """The way of authenticating, in a few words."""
@@ -94,7 +94,7 @@ class PrivateKeyJwt:
     client_id: str
     key_id: str
     private_key: RSAPrivateKey = field(repr=False)
-    settings = "`client_id`, `private_key` and `private_key_id`"
+    settings: ClassVar[str] = "`client_id`, `private_key` and `private_key_id`"
 
     def describe(self) -> str:
         """The way of authenticating, in a few words."""
