@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import socketserver
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -183,6 +185,56 @@ def test_a_dripping_answer_is_given_up_within_request_timeout(seeded: FakeSnyk) 
     started = time.monotonic()
     run = run_tap(tap_config(seeded, request_timeout=1, max_retry_seconds=2))
     assert time.monotonic() - started < 60  # a dripping answer once kept the tap forever
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert run.error.startswith(
+        f"Snyk kept failing for organization {ORG_A} (no complete answer within `request_timeout`)"
+    )
+
+
+class _DrippingServer(socketserver.ThreadingTCPServer):
+    """Answers every request with a whole HTTP response, status line and headers included, one
+    byte every 0.2 s: each read of the socket gets something, the answer never ends in time."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _DripHandler)
+
+
+class _DripHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # the request's head
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        with contextlib.suppress(OSError):
+            for index in range(len(answer)):
+                self.wfile.write(answer[index : index + 1])
+                self.wfile.flush()
+                time.sleep(0.2)
+
+
+def test_an_answer_dripped_from_its_first_byte_is_given_up_within_request_timeout() -> None:
+    server = _DrippingServer()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        run = run_tap(
+            {
+                "api_url": url,
+                "api_token": "t",
+                "org_ids": [ORG_A],
+                "request_timeout": 1,
+                "max_retry_seconds": 2,
+            }
+        )
+        assert time.monotonic() - started < 60
+    finally:
+        server.shutdown()
+        server.server_close()
     assert run.exit_code == 1
     assert run.error is not None
     assert run.error.startswith(
