@@ -51,14 +51,16 @@ def missing_records(document: dict[str, Any], records_jsonpath: str) -> str | No
     """What a 2xx document lacks where its records should be, or None when they are there.
 
     For the streams' simple paths: `$.data.items[*]` (a search: `data.items` is a list),
-    `$.data[*]` (a listing: `data` is a list), `$.data` (one resource: `data` is an object).
+    `$.data[*]` (a listing: `data` is a list), `$.data` (one resource: `data` is an object),
+    `$` (the document itself, e.g. an OAuth token).
     An answer without them breaks the contract; read as "no records" it would lose data.
     `$` is the document itself (the OAuth token endpoint's answer), an object by now.
     """
     if records_jsonpath == "$":
         return None
     many = records_jsonpath.endswith("[*]")
-    keys = records_jsonpath.removeprefix("$.").removesuffix("[*]").split(".")
+    path = records_jsonpath.removesuffix("[*]").removeprefix("$").removeprefix(".")
+    keys = path.split(".") if path else []  # "$": the document itself
     node: Any = document
     for depth, key in enumerate(keys):
         value = node.get(key) if isinstance(node, dict) else None
@@ -67,7 +69,7 @@ def missing_records(document: dict[str, Any], records_jsonpath: str) -> str | No
         node = value
     wanted, kind = (list, "a list") if many else (dict, "an object")
     if not isinstance(node, wanted):
-        return f"`{'.'.join(keys)}` is not {kind}"
+        return f"`{path or '$'}` is not {kind}"
     return None
 
 
