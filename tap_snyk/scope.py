@@ -7,6 +7,7 @@ stream then reads the answer (`TapSnyk.scope`) and no property makes a request.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from tap_snyk.errors import SnykRefusal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from tap_snyk.settings import SnykSettings
 
+_logger = logging.getLogger("tap-snyk")
 #: Answers to a group's org listing that are a fact about access, not a passing fault.
 REFUSED_LISTING = (403, 404)
 
@@ -83,14 +85,14 @@ def resolve_scope(
     if settings.discover_orgs or need_listings:
         for group_id in settings.group_ids:
             try:
-                listed[group_id] = tuple(list_orgs(group_id))
+                listed[group_id] = tuple(_resources(list_orgs(group_id), group_id))
             except SnykRefusal as refusal:
                 if refusal.status not in REFUSED_LISTING:
                     raise
                 refused[group_id] = refusal
     discovered: tuple[str, ...] = ()
     if settings.discover_orgs:
-        found = {org["id"] for orgs in listed.values() for org in orgs if org.get("id")}
+        found = {org["id"] for orgs in listed.values() for org in orgs}
         discovered = tuple(sorted(found - set(settings.org_ids)))
     return RunScope(
         org_ids=settings.org_ids,
@@ -100,3 +102,17 @@ def resolve_scope(
         group_orgs=MappingProxyType(listed),
         refused=MappingProxyType(refused),
     )
+
+
+def _resources(items: Iterable[Any], group_id: str) -> Iterator[dict[str, Any]]:
+    """The items of a group's listing that are JSON:API resources (objects with an id)."""
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            yield item
+        else:
+            _logger.warning(
+                "The org listing of group %s held an item that is not an organization (an object "
+                "with an id); it is ignored: %.200s",
+                group_id,
+                item,
+            )

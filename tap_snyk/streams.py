@@ -87,10 +87,16 @@ class ScopedStream(SnykStream):
             raise
 
     def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
-        """The records of a partition's items."""
+        """The records of a partition's items; an item that is not an object is a problem."""
         properties = self.schema["properties"]
         partition = {k: v for k, v in context.items() if k in properties}
         for item in items:
+            if not isinstance(item, dict):
+                self.tap.report_problem(
+                    f"{self.name}: {self.subject.format(**context)} sent an item that is not an "
+                    f"object ({type(item).__name__}); it is not loaded."
+                )
+                continue
             yield {**resource_record(item, properties), **partition}
 
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:

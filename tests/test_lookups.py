@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime, timedelta, timezone
 
 from tap_snyk.tap import TapSnyk
@@ -123,3 +124,15 @@ def test_a_lookup_the_token_may_not_read_is_skipped_and_the_audit_logs_still_loa
     assert run.records("org_audit_logs")
     assert run.records("projects") == []
     assert "deselect the stream (drop `projects.*`" in caplog.text
+
+
+def test_a_lookup_item_that_is_not_an_object_is_a_problem_not_a_crash(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_org_events(ORG_A, [])
+    project = {"id": uuid_for("project-x"), "type": "project", "attributes": {"name": "x"}}
+    page = {"data": ["junk", project], "jsonapi": {"version": "1.0"}}
+    snyk_api.faults.append(Fault(body=json.dumps(page).encode(), path=f"/orgs/{ORG_A}/projects"))
+    run = run_tap(tap_config(snyk_api))
+    assert [p["id"] for p in run.records("projects")] == [project["id"]]
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert f"projects: organization {ORG_A} sent an item that is not an object" in run.error

@@ -221,3 +221,14 @@ def test_a_missing_token_names_the_setting_and_its_variable_not_this_repositorys
     assert "`api_token` is not set" in message
     assert "TAP_SNYK_API_TOKEN" in message
     assert ".secrets" not in message  # only scripts/sync reads .secrets/, and says so itself
+
+
+def test_every_whole_number_setting_refuses_a_value_without_bound() -> None:
+    """Each integer setting the tap declares, present or added later, has an upper bound."""
+    from tap_snyk.tap import TapSnyk
+
+    declared = TapSnyk.config_jsonschema["properties"]
+    integers = [name for name, spec in declared.items() if "integer" in str(spec.get("type"))]
+    assert "lookback_hours" in integers
+    for name in integers:
+        assert f"`{name}` must be" in errors(org_ids=[ORG_A], **{name: 10**30}), name
