@@ -48,6 +48,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 
 DEFAULT_TOKEN = "test-token"
+DEMO_CLIENT_ID, DEMO_CLIENT_SECRET = "demo-service-account", "demo-client-secret"
 TOKEN_PATH = "/oauth2/token"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The longest `exp` ahead of now that the fake accepts in a client assertion ("a few minutes").
@@ -1652,10 +1653,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="seconds every answer takes, e.g. 0.15 for a live-like audit search (default 0)",
     )
+    parser.add_argument(
+        "--oauth",
+        action="store_true",
+        help="hand the command an OAuth service account (TAP_SNYK_CLIENT_ID and "
+        "TAP_SNYK_CLIENT_SECRET) rather than an API token",
+    )
+    parser.add_argument(
+        "--token-lifetime",
+        type=int,
+        default=3599,
+        metavar="SECONDS",
+        help="seconds an OAuth access token lives (default 3599, as Snyk's)",
+    )
     options = parser.parse_args(args)
     if options.latency < 0:
         parser.error("--latency must be 0 or more seconds")
+    if options.token_lifetime < 1:
+        parser.error("--token-lifetime must be 1 or more seconds")
     api = FakeSnyk(port=options.port, latency=options.latency)
+    api.token_lifetime = options.token_lifetime
     try:
         api.start()
     except OSError as error:
@@ -1680,6 +1697,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "TAP_SNYK_ORG_IDS": json.dumps(org_ids),
             "TAP_SNYK_GROUP_IDS": json.dumps(group_ids),
         }
+        if options.oauth:
+            api.add_oauth_client(DEMO_CLIENT_ID, secret=DEMO_CLIENT_SECRET)
+            env.update(
+                TAP_SNYK_API_TOKEN="",  # one way to authenticate only
+                TAP_SNYK_CLIENT_ID=DEMO_CLIENT_ID,
+                TAP_SNYK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+            )
         for name, value in env.items():
             print(f"{name}={value}", file=sys.stderr)
         try:

@@ -818,3 +818,15 @@ def test_an_access_token_expires_and_can_be_revoked(oauth: FakeSnyk) -> None:
     assert expired.status_code == 401
     assert "expired" in expired.json()["errors"][0]["detail"]
     assert oauth.unauthorized == 2
+
+
+def test_module_hands_a_command_an_oauth_service_account():
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fake_snyk", "--port", "0", "--events", "30", "--oauth",
+         "--token-lifetime", "2", "--", sys.executable, "-m", "tap_snyk", "--config", "ENV",
+         "--test"],
+        cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK   the OAuth service account: OAuth 2.0 client credentials" in done.stderr
+    assert "access token obtained, valid for 2 s" in done.stderr
