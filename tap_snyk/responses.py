@@ -54,10 +54,7 @@ def missing_records(document: dict[str, Any], records_jsonpath: str) -> str | No
     `$.data[*]` (a listing: `data` is a list), `$.data` (one resource: `data` is an object),
     `$` (the document itself, e.g. an OAuth token).
     An answer without them breaks the contract; read as "no records" it would lose data.
-    `$` is the document itself (the OAuth token endpoint's answer), an object by now.
     """
-    if records_jsonpath == "$":
-        return None
     many = records_jsonpath.endswith("[*]")
     path = records_jsonpath.removesuffix("[*]").removeprefix("$").removeprefix(".")
     keys = path.split(".") if path else []  # "$": the document itself
