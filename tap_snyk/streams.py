@@ -57,7 +57,7 @@ class ScopedStream(SnykStream):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The partitions of this run that were skipped (refused), as `subject` names them.
+        #: What this run skipped of the stream: partitions refused, items not loaded.
         self.skipped: list[str] = []
 
     @functools.cached_property
@@ -90,12 +90,14 @@ class ScopedStream(SnykStream):
         """The records of a partition's items; an item that is not an object is a problem."""
         properties = self.schema["properties"]
         partition = {k: v for k, v in context.items() if k in properties}
+        subject = self.subject.format(**context)
         for item in items:
             if not isinstance(item, dict):
                 self.tap.report_problem(
-                    f"{self.name}: {self.subject.format(**context)} sent an item that is not an "
-                    f"object ({type(item).__name__}); it is not loaded."
+                    f"{self.name}: {subject} sent an item that is not an object "
+                    f"({type(item).__name__}); it is not loaded."
                 )
+                self.skipped.append(f"an item of {subject}")
                 continue
             yield {**resource_record(item, properties), **partition}
 

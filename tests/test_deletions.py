@@ -11,6 +11,7 @@ calls `finalize_state_progress_markers` once the stream is read.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TapRun, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault
+from tests.fake_snyk import FakeSnyk, Fault, uuid_for
 from tests.test_lookups import LOOKUPS, seed
 
 
@@ -148,3 +149,14 @@ def test_with_discover_orgs_a_refused_org_listing_holds_back_every_lookup_read_p
     for stream in ("organizations", "org_memberships", "projects"):
         assert activations(run, stream) == [], stream
     assert len(activations(run, "group_memberships")) == 1
+
+
+def test_an_item_not_loaded_holds_back_the_streams_deletions(snyk_api: FakeSnyk) -> None:
+    # Its row, loaded by an earlier run, is not in this read: it must not be taken for removed.
+    project = {"id": uuid_for("project-x"), "type": "project", "attributes": {"name": "x"}}
+    page = {"data": ["junk", project], "jsonapi": {"version": "1.0"}}
+    snyk_api.faults.append(Fault(body=json.dumps(page).encode(), path=f"/orgs/{ORG_B}/projects"))
+    run = read_in_full(snyk_api)
+    assert project["id"] in {p["id"] for p in run.records("projects")}
+    assert activations(run, "projects") == []
+    assert len(activations(run, "org_memberships")) == 1
