@@ -6,6 +6,8 @@ judging responses (retriable or not) and turning refusals into messages a person
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -26,9 +28,10 @@ from tap_snyk.auth import (
     token_refusal_message,
 )
 from tap_snyk.errors import SnykError, SnykRefusal, give_up_message, refusal_message
+from tap_snyk.fetching import FetchedPage, in_worker, read_in_order, stop_if_cancelled
 from tap_snyk.pagination import NextLinkPaginator
 from tap_snyk.responses import error_detail, json_document, missing_records
-from tap_snyk.retries import wait_times
+from tap_snyk.retries import FIRST_BACKOFF, server_wait, wait_times
 from tap_snyk.settings import REGIONAL_ORIGINS
 from tap_snyk.transport import DeadlineAdapter
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
+    from singer_sdk.pagination import BaseAPIPaginator
 
     from tap_snyk.auth import Credentials
     from tap_snyk.settings import SnykSettings
@@ -79,8 +83,8 @@ class SnykStream(RESTStream[str | None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """A stream whose `request_timeout` bounds each whole request, not each socket read."""
         super().__init__(*args, **kwargs)
-        for prefix in ("https://", "http://"):
-            self.requests_session.mount(prefix, DeadlineAdapter())
+        self._worker_sessions = threading.local()
+        _bound_by_deadline(self.requests_session)
 
     @property
     def tap(self) -> TapSnyk:
@@ -101,6 +105,19 @@ class SnykStream(RESTStream[str | None]):
     def authenticator(self) -> AuthBase:
         """The tap's credentials, shared by every stream: an API token or OAuth access tokens."""
         return self.tap.credentials
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """The HTTP session of this thread: the SDK's, or a worker's own.
+
+        A `requests.Session` is not documented to be safe across threads.
+        """
+        if not in_worker():
+            return super().requests_session
+        session: requests.Session | None = getattr(self._worker_sessions, "session", None)
+        if session is None:
+            session = self._worker_sessions.session = _bound_by_deadline(requests.Session())
+        return session
 
     @property
     def timeout(self) -> int:
@@ -156,8 +173,15 @@ class SnykStream(RESTStream[str | None]):
         limiter = self.tap.rate_limiter
 
         def paced(*args: Any, **kwargs: Any) -> requests.Response:
+            stop_if_cancelled()  # a worker whose run ended sends nothing more, retries included
             limiter.wait_for_turn()
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except RetriableAPIError as error:
+                if error.response is not None and error.response.status_code == 429:
+                    # Every worker waits out a 429, not only the one that met it.
+                    limiter.pause(server_wait(error.response) or FIRST_BACKOFF)
+                raise
 
         retried = backoff.on_exception(
             self.backoff_wait_generator,
@@ -185,11 +209,67 @@ class SnykStream(RESTStream[str | None]):
             details.get("wait", 0.0),
         )
 
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Request every page; a failure names the org or group and says what to do."""
-        subject = self.subject.format(**(context or {}))
+    def planned_partitions(self) -> list[Context]:
+        """The partitions a sync reads, in its order, so that their pages can be read ahead.
+
+        Called in the main thread before the sync, after the run's scope is known.
+        """
+        return list(self.partitions or [])
+
+    def first_page_request(self, context: Context | None) -> HTTPRequest:
+        """The request of a partition's first page, from its path and parameters."""
+        return self.get_http_request(page=PageContext(stream_context=context, next_page_token=None))
+
+    def fetch_page(
+        self,
+        context: Context | None,
+        request: HTTPRequest,
+        paginator: BaseAPIPaginator,
+        *,
+        may_split: bool = False,  # audit-log searches may split in time windows
+    ) -> FetchedPage:
+        """Send one request and read its page, in the main thread or a worker.
+
+        Every request takes this path: prepared as the SDK prepares it, sent through
+        `request_decorator` (rate limit, retries, the auth of `_request`), judged by
+        `validate_response`; the next page is its next link, as the paginator finds it.
+        """
+        prepared = self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+        )
+        response = self.request_decorator(self._request)(prepared, context)
+        items = list(self.parse_response(response))
+        if not items:
+            paginator.continue_if_empty(response)  # ends paging, with a word if a link went on
+            return FetchedPage(items)
         try:
-            yield from super().request_records(context)
+            paginator.advance(response)
+        except SnykError as failure:  # a next link that may not be followed: after the items
+            return FetchedPage(items, failure=failure)
+        if paginator.finished:
+            return FetchedPage(items)
+        page = PageContext(stream_context=context, next_page_token=paginator.current_value)
+        return FetchedPage(items, next=self.get_http_request(page=page))
+
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every item of a partition; a failure names the org or group and says what to do.
+
+        The SDK's page loop is replaced, not wrapped: the pages of a partition the sync planned
+        (with `concurrent_requests` above 1) come from the tap's fetcher, read ahead by worker
+        threads; any other (a token, the scope's listings) is fetched here, one page after
+        another. Both fetch each page with `fetch_page`.
+        """
+        subject = self.subject.format(**(context or {}))
+        fetcher = self.tap.fetcher
+        read_ahead = fetcher.take(self, context) if fetcher and not in_worker() else None
+        pages = read_ahead or read_in_order(self, context)
+        try:
+            with contextlib.closing(pages):  # a partition left early frees what was read ahead
+                for items in pages:
+                    yield from items
         except _Refusal as refusal:
             raise SnykRefusal(
                 refusal_message(
@@ -213,6 +293,13 @@ class SnykStream(RESTStream[str | None]):
             raise SnykError(
                 give_up_message(subject, _fault(error), self.settings.max_retry_seconds)
             ) from None
+
+
+def _bound_by_deadline(session: requests.Session) -> requests.Session:
+    """The session, with `request_timeout` bounding each whole request, not each socket read."""
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, DeadlineAdapter())
+    return session
 
 
 def _renewing_after_401(

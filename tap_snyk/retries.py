@@ -66,32 +66,53 @@ def wait_times(
 
 
 class RequestRateLimiter:
-    """At most `per_minute` requests in any 60 seconds, across every stream of the tap."""
+    """At most `per_minute` requests in any 60 seconds, across every thread of the tap.
+
+    With `per_second`, requests are also spaced evenly, that many a second, so that they are
+    spread over the minute rather than sent in bursts. After a 429, `pause()` holds back every
+    request until the server's wait is over: every worker waits it out once, together.
+
+    Each request reserves the earliest moment the limits allow, then sleeps until then outside
+    the lock, so threads waiting their turn do not hold each other up.
+    """
 
     def __init__(
         self,
         per_minute: int,
         *,
+        per_second: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.per_minute = per_minute
+        self.per_second = per_second
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        # The moments the latest requests were (or will be) sent, oldest first.
+        self._sent: deque[float] = deque(maxlen=per_minute)
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def wait_for_turn(self) -> float:
         """Block until a request may go; return the seconds waited."""
         with self._lock:
-            waited = 0.0
-            while True:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= 60.0:
-                    self._sent.popleft()
-                if len(self._sent) < self.per_minute:
-                    self._sent.append(now)
-                    return waited
-                pause = 60.0 - (now - self._sent[0])
-                self._sleep(pause)
-                waited += pause
+            now = self._clock()
+            turn = max(now, self._paused_until)
+            if len(self._sent) >= self.per_minute:
+                turn = max(turn, self._sent[-self.per_minute] + 60.0)
+            if self.per_second and self._sent:
+                # Evenly spaced, not a burst at the start of each second.
+                turn = max(turn, self._sent[-1] + 1.0 / self.per_second)
+            self._sent.append(turn)
+        waited = 0.0
+        while (pause := turn - self._clock()) > 0:
+            self._sleep(pause)
+            waited += pause
+            with self._lock:  # a 429 met meanwhile holds this request back too
+                turn = max(turn, self._paused_until)
+        return waited
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every request for `seconds` from now (a 429's wait), unless already longer."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)

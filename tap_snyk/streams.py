@@ -181,6 +181,17 @@ class AuditLogStream(ScopedStream):
             params["exclude_events"] = ",".join(settings.exclude_events)
         return params
 
+    def planned_partitions(self) -> list[Context]:
+        """The partitions with something to ask, each `from` as the sync will send it."""
+        planned = []
+        for context in super().planned_partitions():
+            # What the SDK does at the start of each partition's sync: `from` is read from it.
+            self._write_starting_replication_value(context)
+            self._decide_sweep(context)
+            if not self._past_end_date(context):
+                planned.append(context)
+        return planned
+
     def records_from(self, items: Iterable[dict[str, Any]], context: Context) -> Iterator[dict]:
         """Records with the partition's id and a stable `event_id` (of the whole item).
 
@@ -220,12 +231,21 @@ class AuditLogStream(ScopedStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Nothing to ask when the bookmark is already past `end_date` (Snyk would answer 400)."""
         if context and self.partition_key in context:
-            self._sweeps[context[self.partition_key]] = self._sweep_due(context)
-        end = self.settings.end_date
-        if context and end is not None and self.search_start(context) >= end:
+            self._decide_sweep(context)
+        if context and self._past_end_date(context):
             self.logger.info("%s: nothing before `end_date` after the bookmark.", context)
             return
         yield from super().get_records(context)
+
+    def _decide_sweep(self, context: Context) -> None:
+        # Once per partition and run: at the plan when reading ahead, else at its sync, so that
+        # the `from` of the pages read ahead is the one the sync would have asked.
+        if context[self.partition_key] not in self._sweeps:
+            self._sweeps[context[self.partition_key]] = self._sweep_due(context)
+
+    def _past_end_date(self, context: Context) -> bool:
+        end = self.settings.end_date
+        return end is not None and self.search_start(context) >= end
 
     @functools.cache  # noqa: B019 (a handful of field names, once per stream)
     def _note_unknown_fields(self, fields: frozenset[str]) -> None:
@@ -426,16 +446,19 @@ class OrganizationsStream(LookupStream):
         """
         scope = self.tap.scope
         properties = self.schema["properties"]
-        listed: set[str] = set()
         for group_id in scope.group_ids:
             if refusal := scope.refused.get(group_id):
                 self.logger.warning("Skipped: %s", refusal)
             for org in scope.group_orgs.get(group_id, ()):
-                listed.add(org["id"])
                 yield resource_record(org, properties)
-        for org_id in scope.org_ids:
-            if org_id not in listed:
-                yield from super().get_records({"org_id": org_id})
+        for context in self.planned_partitions():
+            yield from super().get_records(context)
+
+    def planned_partitions(self) -> list[Context]:
+        """The configured orgs that no group's listing described: each asked for by itself."""
+        scope = self.tap.scope
+        listed = {org["id"] for orgs in scope.group_orgs.values() for org in orgs}
+        return [{"org_id": org_id} for org_id in scope.org_ids if org_id not in listed]
 
 
 class GroupOrgsStream(SnykStream):

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -76,6 +77,10 @@ _ORG_PROJECTS = re.compile(r"^/rest/orgs/(?P<id>[^/]+)/projects$")
 # The version each endpoint serves, for the snyk-version-served header the contract declares.
 _SERVED_AUDIT, _SERVED_ORGS, _SERVED_SELF = "2024-04-29", "2024-02-28", "2024-04-22"
 _SERVED_MEMBERSHIPS, _SERVED_PROJECTS = "2024-08-25", "2024-05-31"
+#: Audit-log search results kept for paging (a concurrent reader pages many side by side).
+_SEARCHES_KEPT = 64
+#: Snyk's rate limits per token, as `rate_limits` takes them: at most 160 a second, 1620 a minute.
+SNYK_RATE_LIMITS = {1: 160, 60: 1620}
 
 
 def uuid_for(name: str) -> str:
@@ -189,6 +194,7 @@ class RecordedRequest:
     headers: dict[str, str]
     target: str  # path and raw query exactly as received
     body: bytes = b""
+    received_at: float = 0.0  # time.monotonic() when it arrived
 
     def header(self, name: str) -> str | None:
         """Return a header by case-insensitive name, or None."""
@@ -582,8 +588,11 @@ class FakeSnyk:
     (every paged answer links to itself), empty_last_page (a full last page links to an empty one),
     clock (returns the current time; decides where "yesterday" starts), latency (seconds every
     answer takes, like a live search; answers to concurrent requests are delayed side by side),
-    oauth_clients (client id to `OAuthClient`), token_lifetime (seconds an access token lives).
-    For tests: issued_tokens (every access token issued), unauthorized (401 answers of /rest).
+    oauth_clients (client id to `OAuthClient`), token_lifetime (seconds an access token lives),
+    rate_limits (requests allowed per window of seconds, e.g. `SNYK_RATE_LIMITS`; a request above
+    one is answered 429 with `Retry-After`, and counted in `throttled`).
+    For tests: issued_tokens (every access token issued), unauthorized (401 answers of /rest),
+    peak_in_flight (the most requests it was answering at once).
     """
 
     def __init__(
@@ -598,7 +607,12 @@ class FakeSnyk:
         self.latency = latency
         self.tokens: set[str] = set(tokens)
         self.forbidden: set[str] = set()
-        self._last_search: dict[tuple[Any, ...], list[_StoredEvent]] = {}
+        self._searches: dict[tuple[Any, ...], list[_StoredEvent]] = {}
+        self.rate_limits: dict[int, int] = {}
+        self.throttled = 0
+        self.peak_in_flight = 0  # the most requests being answered at once
+        self._in_flight = 0
+        self._accepted: deque[float] = deque()
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.next_link_style: str = "relative"
@@ -851,6 +865,34 @@ class FakeSnyk:
         with self._lock:
             self.requests.append(request)
 
+    def _throttle(self) -> _Response | None:
+        """A 429 when a request exceeds `rate_limits`, as Snyk answers it; None to serve it."""
+        if not self.rate_limits:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            longest = max(self.rate_limits)
+            while self._accepted and self._accepted[0] <= now - longest:
+                self._accepted.popleft()
+            for window, limit in sorted(self.rate_limits.items()):
+                recent = [moment for moment in self._accepted if moment > now - window]
+                if len(recent) >= limit:
+                    self.throttled += 1
+                    wait = max(1, int(recent[0] + window - now + 0.999))
+                    detail = f"more than {limit} requests in {window} s"
+                    response = _ApiError(429, detail).response()
+                    response.headers.update(
+                        {
+                            "Retry-After": str(wait),
+                            "X-Ratelimit-Limit": ", ".join(
+                                f"{n};w={w}" for w, n in sorted(self.rate_limits.items())
+                            ),
+                        }
+                    )
+                    return response
+            self._accepted.append(now)
+        return None
+
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
             for index, fault in enumerate(self.faults):
@@ -1020,11 +1062,11 @@ class FakeSnyk:
             stored = list(scope.events) if scope is not None else []
         query = _AuditQuery.parse(call.params, self.clock())
         offset = _decode_cursor(call.params, "cursor")
-        # Paging re-runs one search page after page; keeping its last result makes the fake
-        # fast enough for the benchmark (events are only ever added, so a count tells staleness).
+        # Paging re-runs one search page after page; keeping its result makes the fake fast
+        # enough for the benchmark (events are only ever added, so a count tells staleness).
         search = (kind, scope_id, replace(query, size=0), len(stored))
         with self._lock:
-            matching = self._last_search.get(search)
+            matching = self._searches.get(search)
         if matching is None:
             matching = sorted(
                 (e for e in stored if query.accepts(e)),
@@ -1032,7 +1074,11 @@ class FakeSnyk:
                 reverse=query.descending,
             )
             with self._lock:
-                self._last_search = {search: matching}
+                # Several searches page side by side (a tap reading concurrently): keep the
+                # latest few, not only the last one.
+                self._searches[search] = matching
+                while len(self._searches) > _SEARCHES_KEPT:
+                    del self._searches[next(iter(self._searches))]
         page = matching[offset : offset + query.size]
         document: dict[str, Any] = {
             "data": {"items": [event.item for event in page], "type": "audit_log_search"},
@@ -1200,6 +1246,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         fake = self.server.fake
+        with fake._lock:
+            fake._in_flight += 1
+            fake.peak_in_flight = max(fake.peak_in_flight, fake._in_flight)
+        try:
+            self._serve_counted()
+        finally:
+            with fake._lock:
+                fake._in_flight -= 1
+
+    def _serve_counted(self) -> None:
+        fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""  # read it all: keep-alive needs it
         split = urlsplit(self.path)
@@ -1211,8 +1268,13 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=dict(self.headers.items()),
                 target=self.path,
                 body=body,
+                received_at=time.monotonic(),
             )
         )
+        throttled = fake._throttle()
+        if throttled is not None:
+            self._send(throttled)
+            return
         if fake.latency > 0:
             # Each connection has its own thread and no lock is held here, so concurrent
             # requests wait side by side, as they would on the live service.
@@ -1238,6 +1300,9 @@ class _Handler(BaseHTTPRequestHandler):
                 response.body = response.body[: len(response.body) // 2]
         if fault is not None:
             response.headers.update(fault.headers)
+        self._send(response, fault)
+
+    def _send(self, response: _Response, fault: Fault | None = None) -> None:
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)

@@ -284,16 +284,30 @@ def test_a_200_without_its_records_is_retried_then_named(
     )
 
 
-def test_a_failed_run_resumes_where_it_stopped_with_nothing_lost(snyk_api: FakeSnyk) -> None:
+@pytest.mark.parametrize("concurrent_requests", [1, 8])
+def test_a_failed_run_resumes_where_it_stopped_with_nothing_lost(
+    snyk_api: FakeSnyk, concurrent_requests: int
+) -> None:
     events = make_events(100, start=NOW - timedelta(days=2), org_id=ORG_A, seed=4)
     snyk_api.add_org_events(ORG_A, events)
-    config = tap_config(snyk_api, page_size=10, lookback_hours=0, max_retry_seconds=1)
+    config = tap_config(
+        snyk_api,
+        page_size=10,
+        lookback_hours=0,
+        max_retry_seconds=1,
+        concurrent_requests=concurrent_requests,
+    )
     everything = event_ids(run_tap(config))
     # Four pages pass, then the API fails for good, in the middle of the partition.
-    snyk_api.faults.extend([Fault(delay=0.001, times=4), Fault(status=500, times=1000)])
+    snyk_api.faults.extend(
+        [Fault(delay=0.001, times=4, path=SEARCH), Fault(status=500, times=1000, path=SEARCH)]
+    )
     failed = run_tap(config)
     assert failed.exit_code == 1
-    assert len(event_ids(failed)) == 40
+    if concurrent_requests == 1:
+        assert len(event_ids(failed)) == 40
+    else:  # which pages passed depends on which requests the workers sent first
+        assert 0 < len(event_ids(failed)) < len(everything)
     resume_at = bookmark(failed.final_state, "org_audit_logs", "org_id", ORG_A)
     assert resume_at == failed.records("org_audit_logs")[-1]["created"]
 
@@ -301,7 +315,7 @@ def test_a_failed_run_resumes_where_it_stopped_with_nothing_lost(snyk_api: FakeS
     snyk_api.reset_requests()
     resumed = run_tap(config, state=failed.final_state)
     assert resumed.exit_code == 0
-    first_from = snyk_api.requests[0].query["from"][0]
+    first_from = next(r for r in snyk_api.requests if SEARCH in r.path).query["from"][0]
     assert first_from == resume_at[:19] + "Z"  # the bookmark, in whole seconds
     assert set(event_ids(failed)) | set(event_ids(resumed)) == set(everything)
     assert len(event_ids(resumed)) < len(everything)  # it did not start over

@@ -143,13 +143,15 @@ def test_a_revoked_token_is_renewed_once_and_the_run_goes_on(api: FakeSnyk) -> N
     run = run_tap(secret_config(api, page_size=10))
     assert run.exit_code == 0, run.error
     assert_each_event_once(run.records("org_audit_logs"))
-    assert api.unauthorized == 1
+    # Requests in flight side by side may all meet the revoked token; one renewal serves them.
+    assert api.unauthorized >= 1
     assert api.tokens_issued == 2
 
 
 def test_a_new_token_refused_again_ends_the_run_with_the_401_message(api: FakeSnyk) -> None:
     api.faults.append(Fault(revoke_tokens=True, times=2, path="cursor="))
-    run = run_tap(secret_config(api, page_size=10))
+    # One request at a time: the second revocation then answers the renewed request itself.
+    run = run_tap(secret_config(api, page_size=10, concurrent_requests=1))
     assert run.exit_code == 1
     assert run.error is not None
     assert f"Snyk rejected the OAuth access token of `client_id` {CLIENT_ID} (401)" in run.error

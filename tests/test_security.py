@@ -100,7 +100,10 @@ def test_the_token_is_never_in_a_request_url(secret_api: FakeSnyk) -> None:
 def test_a_next_link_to_another_host_is_refused_and_gets_no_token(secret_api: FakeSnyk) -> None:
     with FakeSnyk() as elsewhere:
         secret_api.foreign_next_link = f"{elsewhere.url}/rest/orgs/{ORG_A}/audit_logs/search?x=1"
-        run = run_tap({**tap_config(secret_api, page_size=10), "api_token": SECRET})
+        # The fake gives that link to whichever paged answer goes out next: one request at a
+        # time makes it the audit-log search's first page.
+        config = tap_config(secret_api, page_size=10, concurrent_requests=1)
+        run = run_tap({**config, "api_token": SECRET})
         assert run.exit_code == 1
         assert run.error is not None
         assert "next-page link to another host" in run.error
