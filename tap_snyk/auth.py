@@ -225,7 +225,7 @@ def _private_key(value: object, errors: list[str]) -> RSAPrivateKey | None:
     except TypeError:  # the PEM is encrypted
         errors.append(
             "`private_key` is encrypted with a passphrase: give the unencrypted PEM "
-            "(e.g. `openssl pkey -in key.pem -out plain.pem`), kept in .secrets/ or a secret store."
+            "(e.g. `openssl pkey -in key.pem -out plain.pem`), kept out of git."
         )
         return None
     except (ValueError, UnsupportedAlgorithm):
