@@ -388,9 +388,18 @@ class TokenEndpoint(SnykStream):
                 f"The OAuth token endpoint at {self.get_url(None)} answered without a bearer "
                 "access token: check `api_url`, it must be the Snyk API of your region."
             )
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
-            lifetime = DEFAULT_TOKEN_LIFETIME
-        return AccessToken(value, float(lifetime))
+        return AccessToken(value, _seconds(lifetime) or DEFAULT_TOKEN_LIFETIME)
+
+
+def _seconds(value: object) -> float | None:
+    """A positive number of seconds, also when written as a string ("3599"); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 class _ClientAuthentication(AuthBase):

@@ -406,6 +406,14 @@ class OAuthClient:
     key_id: str | None = None
 
 
+def _lifetime(token_lifetime: object) -> float:
+    """How long an access token lives, whatever `expires_in` says (a test may send odd ones)."""
+    try:
+        return float(token_lifetime)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 3599.0
+
+
 class _OAuthError(Exception):
     """An OAuth error answer of the token endpoint: `{"error", "error_description"}`."""
 
@@ -621,7 +629,7 @@ class FakeSnyk:
         self.empty_last_page: bool = False
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.oauth_clients: dict[str, OAuthClient] = {}
-        self.token_lifetime: int = 3599
+        self.token_lifetime: Any = 3599  # sent as `expires_in` as it is
         self.issued_tokens: list[str] = []
         self.unauthorized = 0
         self._access_tokens: dict[str, float] = {}  # access token -> when it expires (monotonic)
@@ -913,6 +921,8 @@ class FakeSnyk:
                 return self._issue_token(method, headers, body)
             except _OAuthError as error:
                 return error.response()
+            except Exception as exc:  # a bug in the fake must reach the test, as a 500
+                return _ApiError(500, f"fake_snyk failed: {exc!r}").response()
         try:
             if not split.path.startswith("/rest/"):
                 raise _ApiError(
@@ -991,7 +1001,7 @@ class FakeSnyk:
                 raise _OAuthError(401, "invalid_client", "client authentication failed")
         access_token = secrets.token_urlsafe(24)
         with self._lock:
-            self._access_tokens[access_token] = time.monotonic() + self.token_lifetime
+            self._access_tokens[access_token] = time.monotonic() + _lifetime(self.token_lifetime)
             self.issued_tokens.append(access_token)
         document = {
             "access_token": access_token,

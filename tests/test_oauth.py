@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,11 +39,14 @@ def api(snyk_api: FakeSnyk, key_pair: KeyPair) -> FakeSnyk:
 
 
 def secret_config(api: FakeSnyk, **settings: object) -> dict:
-    return oauth_config(api, **{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **settings})
+    # A bounded `max_retry_seconds`: a fault the tap keeps retrying fails the test, not hangs it.
+    defaults = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "max_retry_seconds": 30}
+    return oauth_config(api, **{**defaults, **settings})
 
 
 def key_config(api: FakeSnyk, key_pair: KeyPair, **settings: object) -> dict:
-    key = {"private_key": key_pair.private_pem, "private_key_id": key_pair.key_id}
+    key = {"private_key": key_pair.private_pem, "private_key_id": key_pair.key_id,
+           "max_retry_seconds": 30}  # fmt: skip
     return oauth_config(api, client_id="jwt-client", **{**key, **settings})
 
 
@@ -299,3 +303,38 @@ def test_meltano_runs_with_a_private_key_written_as_in_secrets_example(
     assert count == distinct == len(VISIBLE)
     assert api.tokens_issued >= 2
     assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+
+def test_a_client_refused_mid_run_ends_it_in_one_line_after_what_was_read(
+    api: FakeSnyk,
+) -> None:
+    api.token_lifetime = 2
+    api.faults.append(Fault(delay=0.3, times=30, path="/audit_logs/"))
+    # A second into the run the service account's secret is rotated away: the next renewal fails.
+    refuse = Fault(status=401, times=1000, path="/oauth2/token")
+    timer = threading.Timer(1.0, api.faults.append, args=(refuse,))
+    timer.start()
+    try:
+        run = run_tap(secret_config(api, page_size=3))
+    finally:
+        timer.cancel()
+    assert run.exit_code == 1
+    assert run.error is not None
+    assert "Snyk refused the OAuth client (401) at" in run.error
+    assert "`client_secret`" in run.error
+    records = run.records("org_audit_logs")
+    assert 0 < len(records) < len(VISIBLE)
+    assert run.final_state["bookmarks"]["org_audit_logs"]  # the next run resumes after them
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"), [(2, 2.0), ("2", 2.0), (None, 3600.0), ("soon", 3600.0)]
+)
+def test_the_token_lifetime_is_read_as_given_or_assumed_an_hour(
+    api: FakeSnyk, expires_in: object, lifetime: float
+) -> None:
+    from tap_snyk.tap import TapSnyk
+
+    tap = TapSnyk(config=secret_config(api), parse_env_config=False)
+    api.token_lifetime = expires_in  # the fake sends it as given
+    assert tap.credentials.obtain().endswith(f"valid for {lifetime:g} s")
