@@ -338,3 +338,50 @@ def test_the_token_lifetime_is_read_as_given_or_assumed_an_hour(
     tap = TapSnyk(config=secret_config(api), parse_env_config=False)
     api.token_lifetime = expires_in  # the fake sends it as given
     assert tap.credentials.obtain().endswith(f"valid for {lifetime:g} s")
+
+
+def test_workers_in_flight_share_one_token_and_one_renewal_at_a_time(snyk_api: FakeSnyk) -> None:
+    snyk_api.add_oauth_client(CLIENT_ID, secret=CLIENT_SECRET)
+    snyk_api.token_lifetime = 2
+    orgs = [f"{ORG_A[:-2]}{n:02d}" for n in range(6)]
+    events = {org: make_events(40, start=NOW - timedelta(hours=3), org_id=org, seed=n)
+              for n, org in enumerate(orgs)}  # fmt: skip
+    for org, items in events.items():
+        snyk_api.add_org_events(org, items)
+    # Every answer takes 0.3 s (under the 0.5 s renewal margin), so that pages of the six orgs
+    # are in flight side by side across several token lifetimes.
+    snyk_api.faults.append(Fault(delay=0.3, times=1000, path="/audit_logs/"))
+    started = time.monotonic()
+    run = run_tap(secret_config(snyk_api, org_ids=orgs, page_size=4, concurrent_requests=8))
+    elapsed = time.monotonic() - started
+    assert run.exit_code == 0, run.error
+    records = run.records("org_audit_logs")
+    expected = sum(
+        len([e for e in items if e["event"] != "api.access"]) for items in events.values()
+    )
+    assert len(records) == len({r["event_id"] for r in records}) == expected
+    assert snyk_api.unauthorized == 0
+    assert snyk_api.peak_in_flight >= 4  # the workers did read side by side
+    # One renewal per lifetime at most (every 1.5 s), however many workers needed a token then.
+    assert 2 <= snyk_api.tokens_issued <= elapsed / 1.5 + 2
+
+
+def test_workers_that_meet_a_revoked_token_renew_it_once_between_them(
+    snyk_api: FakeSnyk,
+) -> None:
+    snyk_api.add_oauth_client(CLIENT_ID, secret=CLIENT_SECRET)
+    orgs = [f"{ORG_A[:-2]}{n:02d}" for n in range(6)]
+    visible = 0
+    for org in orgs:
+        events = make_events(40, start=NOW - timedelta(hours=3), org_id=org)
+        snyk_api.add_org_events(org, events)
+        visible += len([event for event in events if event["event"] != "api.access"])
+    snyk_api.faults.append(Fault(delay=0.2, times=1000, path="/audit_logs/"))
+    # A later page finds every token revoked while other workers' requests are in flight.
+    snyk_api.faults.insert(0, Fault(revoke_tokens=True, path="cursor="))
+    run = run_tap(secret_config(snyk_api, org_ids=orgs, page_size=4, concurrent_requests=8))
+    assert run.exit_code == 0, run.error
+    records = run.records("org_audit_logs")
+    assert len(records) == len({r["event_id"] for r in records}) == visible
+    assert snyk_api.unauthorized >= 1
+    assert snyk_api.tokens_issued == 2
