@@ -7,6 +7,7 @@ read in full on every run and share the same partitions, client and failure hand
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
 from tap_snyk.errors import SnykError, SnykRefusal
+from tap_snyk.fetching import FetchedPage
 from tap_snyk.records import (
     AUDIT_FIELDS,
     EventIdentities,
@@ -27,6 +29,7 @@ from tap_snyk.records import (
     resource_record,
 )
 from tap_snyk.settings import rfc3339
+from tap_snyk.windows import split_after_first_page
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -35,6 +38,8 @@ else:
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.pagination import BaseAPIPaginator
+    from singer_sdk.streams.rest import HTTPRequest
 
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -180,6 +185,40 @@ class AuditLogStream(ScopedStream):
         if settings.exclude_events:
             params["exclude_events"] = ",".join(settings.exclude_events)
         return params
+
+    @override
+    def fetch_page(
+        self,
+        context: Context | None,
+        request: HTTPRequest,
+        paginator: BaseAPIPaginator,
+        *,
+        may_split: bool = False,
+    ) -> FetchedPage:
+        """A page; when reading ahead, a busy search's first page splits the rest in windows."""
+        page = super().fetch_page(context, request, paginator)
+        if not may_split or page.next is None or "from" not in request.params:
+            return page  # not a search's first page, or nothing after it
+        try:
+            created = [parse_timestamp(str(item["created"])) for item in page.items]
+        except (KeyError, TypeError, ValueError):
+            return page  # an item without a readable time: its search is read as it comes
+        end = request.params.get("to")
+        split = split_after_first_page(
+            created,
+            parse_timestamp(str(request.params["from"])),
+            parse_timestamp(str(end)) if end else None,
+            datetime.now(timezone.utc),
+        )
+        if split is None:
+            return page
+        windows = []
+        for index, window_start in enumerate(split.starts):
+            params = {**request.params, "from": api_timestamp(window_start)}
+            if index + 1 < len(split.starts):
+                params["to"] = api_timestamp(split.starts[index + 1])
+            windows.append(dataclasses.replace(request, params=params))
+        return FetchedPage(page.items[: split.kept], then=windows)
 
     def planned_partitions(self) -> list[Context]:
         """The partitions with something to ask, each `from` as the sync will send it."""
