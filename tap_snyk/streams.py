@@ -531,4 +531,4 @@ class SelfStream(SnykStream):
         "type": "object",
         "properties": {"id": {"type": "string"}, "attributes": {"type": "object"}},
     }
-    subject = "the API token"
+    subject = "`/rest/self` (who the credentials belong to)"

@@ -385,3 +385,16 @@ def test_workers_that_meet_a_revoked_token_renew_it_once_between_them(
     assert len(records) == len({r["event_id"] for r in records}) == visible
     assert snyk_api.unauthorized >= 1
     assert snyk_api.tokens_issued == 2
+
+
+def test_the_connection_check_names_the_service_account_when_its_tokens_are_refused(
+    api: FakeSnyk, tmp_path: Path
+) -> None:
+    api.faults.append(Fault(revoke_tokens=True, times=2, path="/rest/self"))
+    result = cli(tmp_path, secret_config(api), "--test")
+    assert result.returncode == 1
+    assert (
+        "FAIL the OAuth service account: Snyk rejected the OAuth access token of `client_id` "
+        f"{CLIENT_ID} (401) for `/rest/self`"
+    ) in result.stderr
+    assert api.tokens_issued == 2  # the first, and one renewal after the first 401
