@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
-    from singer_sdk.pagination import BaseAPIPaginator
 
     from tap_snyk.auth import Credentials
     from tap_snyk.settings import SnykSettings
@@ -224,7 +223,7 @@ class SnykStream(RESTStream[str | None]):
         self,
         context: Context | None,
         request: HTTPRequest,
-        paginator: BaseAPIPaginator,
+        paginator: NextLinkPaginator,
         *,
         may_split: bool = False,  # audit-log searches may split in time windows
     ) -> FetchedPage:

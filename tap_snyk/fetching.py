@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from collections.abc import Generator
 
     from singer_sdk.helpers.types import Context
-    from singer_sdk.pagination import BaseAPIPaginator
     from singer_sdk.streams.rest import HTTPRequest
+
+    from tap_snyk.pagination import NextLinkPaginator
 
 #: Pages each worker may have kept or in flight, beyond which only the awaited search proceeds.
 PAGES_PER_WORKER = 8
@@ -66,14 +67,14 @@ class PagedStream(Protocol):
     def first_page_request(self, context: Context | None) -> HTTPRequest:
         """The request of a partition's first page (built in the main thread: it reads state)."""
 
-    def get_new_paginator(self) -> BaseAPIPaginator:
+    def get_new_paginator(self) -> NextLinkPaginator:
         """A paginator for one search."""
 
     def fetch_page(
         self,
         context: Context | None,
         request: HTTPRequest,
-        paginator: BaseAPIPaginator,
+        paginator: NextLinkPaginator,
         *,
         may_split: bool,
     ) -> FetchedPage:
@@ -171,7 +172,11 @@ class PageFetcher:
         self.max_pages = max_pages or PAGES_PER_WORKER * workers
         #: The most pages ever kept or in flight at once (for tests of the bound).
         self.peak_pages = 0
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        # Workers wait for a search to fetch; the main thread waits for a page. Two conditions on
+        # one lock, so that a page wakes the main thread alone, and work one worker at a time.
+        self._work_ready = threading.Condition(self._lock)
+        self._page_ready = threading.Condition(self._lock)
         self._planned: dict[tuple[Any, ...], Search] = {}
         self._ready: set[Search] = set()
         self._searches: list[Search] = []
@@ -195,17 +200,18 @@ class PageFetcher:
 
     def close(self) -> None:
         """Cancel every search and let the workers end; nothing waits for them."""
-        with self._condition:
+        with self._lock:
             self._closed = True
             for search in self._searches:
                 search.cancelled = True
             self._ready.clear()
-            self._condition.notify_all()
+            self._work_ready.notify_all()
+            self._page_ready.notify_all()
 
     def plan(self, stream: PagedStream, context: Context | None) -> None:
         """Name the next partition the sync will read; its pages are fetched from now on."""
         search = Search(stream, context, stream.first_page_request(context), (next(self._order),))
-        with self._condition:
+        with self._lock:
             self._planned[_identity(stream, context)] = search
             self._add(search)
 
@@ -215,7 +221,7 @@ class PageFetcher:
         A failure of a worker is raised in place of the page it failed to fetch. Whatever of the
         partition is left when the caller stops (it failed, or skipped the partition) is dropped.
         """
-        with self._condition:
+        with self._lock:
             root = self._planned.pop(_identity(stream, context), None)
             if root is None:
                 return None
@@ -230,23 +236,23 @@ class PageFetcher:
                 yield from self._pages_of(search)
                 waiting.extend(reversed(search.then))
         finally:
-            with self._condition:
+            with self._lock:
                 self._cancel([root])
                 self._head = None
 
     def _pages_of(self, search: Search) -> Pages:
         while True:
-            with self._condition:
+            with self._lock:
                 self._head = search
-                self._condition.notify_all()  # a worker held back by the cap may take it
+                self._work_ready.notify()  # a worker held back by the cap may take it
                 while not search.pages and not search.done:
                     # A timeout keeps the main thread responsive to signals on every platform.
-                    self._condition.wait(timeout=1.0)
+                    self._page_ready.wait(timeout=1.0)
                 if not search.pages:
                     return
                 page = search.pages.popleft()
                 self._held -= 1
-                self._condition.notify_all()
+                self._work_ready.notify()  # room for one more page
             if isinstance(page, Exception):
                 raise page
             yield page.items
@@ -256,7 +262,7 @@ class PageFetcher:
     def _add(self, search: Search) -> None:
         self._searches.append(search)
         self._ready.add(search)
-        self._condition.notify()
+        self._work_ready.notify()
 
     def _drop_passed(self, reached: Search) -> None:
         # The sync reads in key order: a planned partition it went past (nothing to ask after
@@ -274,7 +280,7 @@ class PageFetcher:
             self._held -= len(search.pages)
             search.pages.clear()
             searches.extend(search.then)
-        self._condition.notify_all()
+        self._work_ready.notify_all()
 
     def _next_search(self) -> Search | None:
         """The waiting search the sync will consume first, if the cap allows fetching it."""
@@ -290,16 +296,18 @@ class PageFetcher:
     def _work(self) -> None:
         _worker.fetcher = self
         while True:
-            with self._condition:
+            with self._lock:
                 search = self._next_search()
                 while search is None:
                     if self._closed:
                         return
-                    self._condition.wait()
+                    self._work_ready.wait()
                     search = self._next_search()
                 self._ready.discard(search)
                 self._held += 1
                 self.peak_pages = max(self.peak_pages, self._held)
+                if self._next_search() is not None:
+                    self._work_ready.notify()  # more to fetch: wake one worker, who wakes the next
             _worker.search = search
             outcome: FetchedPage | Exception | None
             try:
@@ -310,7 +318,7 @@ class PageFetcher:
                 outcome = error
             finally:
                 _worker.search = None
-            with self._condition:
+            with self._lock:
                 self._settle(search, outcome)
 
     def _settle(self, search: Search, outcome: FetchedPage | Exception | None) -> None:
@@ -327,4 +335,5 @@ class PageFetcher:
                 search.done = True
             else:
                 self._ready.add(search)
-        self._condition.notify_all()
+            self._page_ready.notify()
+        self._work_ready.notify()  # the search goes on, or room was freed

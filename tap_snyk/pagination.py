@@ -7,6 +7,7 @@ next request: nothing is added to it. The token goes only to the configured API 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -49,6 +50,11 @@ def resolve_next_link(link: str, api_origin: str) -> str:
     return f"{api_origin}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
+def created_of(item: Any) -> Any:
+    """The `created` of an audit-log item as Snyk sent it (None for an item that is no object)."""
+    return item.get("created") if isinstance(item, dict) else None
+
+
 def _page_identity(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What makes two URLs the same page, whatever their encoding or parameter order."""
     parts = urlsplit(url)
@@ -62,6 +68,40 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         super().__init__(None)
         self._api_origin = api_origin
         self._pages_read: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        self._last_page: list[Any] = []
+        self._trail: list[Any] = []  # the items of the last timestamp read
+
+    def repeated_at_start(self, items: list[Any]) -> list[Any]:
+        """The items at the start of a page that repeat the end of the page remembered last.
+
+        Some servers serve the item(s) that ended a page again at the start of the next one (an
+        off-by-one cursor); whether they are repeats or events of their own is the caller's call.
+        """
+        previous = self._last_page
+        for count in range(min(len(previous), len(items)), 0, -1):
+            if previous[-count:] == items[:count]:
+                return items[:count]
+        return []
+
+    def remember(self, items: list[Any]) -> None:
+        """Keep a page's items, as read, for `repeated_at_start` and `read_at`."""
+        if not items:
+            return
+        last = created_of(items[-1])
+        if (
+            self._trail
+            and created_of(self._trail[-1]) == last
+            and all(created_of(item) == last for item in items)
+        ):
+            self._trail = self._trail + items  # one timestamp across pages
+        else:
+            run = itertools.takewhile(lambda item: created_of(item) == last, reversed(items))
+            self._trail = list(run)[::-1]
+        self._last_page = items
+
+    def read_at(self, created: str) -> list[Any]:
+        """The items of timestamp `created` read so far, if it is the last one read."""
+        return self._trail if self._trail and created_of(self._trail[-1]) == created else []
 
     def continue_if_empty(self, response: requests.Response) -> bool:
         """An empty page ends paging; said as a warning when it still links to a next page."""

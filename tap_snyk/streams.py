@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
+from singer_sdk.streams.rest import HTTPRequest
 
 from tap_snyk import schemas
 from tap_snyk.client import SnykStream
 from tap_snyk.errors import SnykError, SnykRefusal
 from tap_snyk.fetching import FetchedPage
+from tap_snyk.pagination import created_of
 from tap_snyk.records import (
     AUDIT_FIELDS,
     EventIdentities,
@@ -38,8 +41,8 @@ else:
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
-    from singer_sdk.pagination import BaseAPIPaginator
-    from singer_sdk.streams.rest import HTTPRequest
+
+    from tap_snyk.pagination import NextLinkPaginator
 
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -172,14 +175,20 @@ class AuditLogStream(ScopedStream):
         self, context: Context | None, next_page_token: str | None
     ) -> dict[str, Any]:
         """The search, every parameter spelled out: Snyk's defaults (DESC, yesterday) lose data."""
-        settings = self.settings
-        params = super().get_url_params(context, next_page_token)
         # Whole seconds, as Snyk documents; flooring `from` only re-reads events, never skips one.
-        params["from"] = api_timestamp(self.search_start(context).replace(microsecond=0))
+        start = self.search_start(context).replace(microsecond=0)
+        return self._search_params(context, start, self.settings.end_date)
+
+    def _search_params(
+        self, context: Context | None, start: datetime, end: datetime | None
+    ) -> dict[str, Any]:
+        settings = self.settings
+        params = super().get_url_params(context, None)
+        params["from"] = api_timestamp(start)
         params["sort_order"] = "ASC"
         params["size"] = settings.page_size
-        if settings.end_date:
-            params["to"] = api_timestamp(settings.end_date)
+        if end:
+            params["to"] = api_timestamp(end)
         if settings.events:
             params["events"] = ",".join(settings.events)
         if settings.exclude_events:
@@ -191,12 +200,19 @@ class AuditLogStream(ScopedStream):
         self,
         context: Context | None,
         request: HTTPRequest,
-        paginator: BaseAPIPaginator,
+        paginator: NextLinkPaginator,
         *,
         may_split: bool = False,
     ) -> FetchedPage:
-        """A page; when reading ahead, a busy search's first page splits the rest in windows."""
+        """A page; when reading ahead, a busy search's first page splits the rest in windows.
+
+        A page that begins with the items that ended the page before is read once (see
+        `_without_repeats`).
+        """
         page = super().fetch_page(context, request, paginator)
+        if "from" not in request.params:  # a next page
+            page.items = self._without_repeats(context, page.items, paginator)
+        paginator.remember(page.items)
         if not may_split or page.next is None or "from" not in request.params:
             return page  # not a search's first page, or nothing after it
         try:
@@ -219,6 +235,59 @@ class AuditLogStream(ScopedStream):
                 params["to"] = api_timestamp(split.starts[index + 1])
             windows.append(dataclasses.replace(request, params=params))
         return FetchedPage(page.items[: split.kept], then=windows)
+
+    def _without_repeats(
+        self, context: Context | None, items: list[dict[str, Any]], paginator: NextLinkPaginator
+    ) -> list[dict[str, Any]]:
+        """A next page's items, less what Snyk served again from the end of the page before.
+
+        A repeat of items of several timestamps is certain (the page before was oldest first)
+        and dropped. Items of one timestamp might instead be identical events of their own:
+        that second is asked again, in one search, and the page keeps of that timestamp what
+        the answer holds beyond what was already read.
+        """
+        repeated = paginator.repeated_at_start(items)
+        if not repeated:
+            return items
+        created = {str(created_of(item)) for item in repeated}
+        if len(created) > 1:
+            kept = items[len(repeated) :]
+        else:
+            [moment] = created
+            try:
+                second = self._items_of_second(context, parse_timestamp(moment))
+            except ValueError:  # no readable time: kept as read, the item's own error follows
+                return items
+            truth = [item for item in second if created_of(item) == moment]
+            head = len(list(itertools.takewhile(lambda i: created_of(i) == moment, items)))
+            kept = truth[len(paginator.read_at(moment)) :] + items[head:]
+        if dropped := len(items) - len(kept):
+            self.logger.warning(
+                "%s: Snyk's next page began with %d item(s) that ended the page before (created "
+                "%s): they are read once.",
+                self.subject.format(**(context or {})),
+                dropped,
+                ", ".join(sorted(created)),
+            )
+        return kept
+
+    def _items_of_second(self, context: Context | None, moment: datetime) -> list[dict[str, Any]]:
+        """Every item of the second of `moment`, in one search (followed to its end)."""
+        second = moment.replace(microsecond=0)
+        params = self._search_params(context, second, second + timedelta(seconds=1))
+        request: HTTPRequest | None = HTTPRequest(
+            url=self.get_url(context),
+            params=params,
+            headers=self.http_headers,
+            safe_query_chars=",",
+        )
+        paginator = self.get_new_paginator()
+        items: list[dict[str, Any]] = []
+        while request is not None:
+            page = SnykStream.fetch_page(self, context, request, paginator)
+            items += page.items
+            request = page.next
+        return items
 
     def planned_partitions(self) -> list[Context]:
         """The partitions with something to ask, each `from` as the sync will send it."""

@@ -598,7 +598,8 @@ class FakeSnyk:
     answer takes, like a live search; answers to concurrent requests are delayed side by side),
     oauth_clients (client id to `OAuthClient`), token_lifetime (seconds an access token lives),
     rate_limits (requests allowed per window of seconds, e.g. `SNYK_RATE_LIMITS`; a request above
-    one is answered 429 with `Retry-After`, and counted in `throttled`).
+    one is answered 429 with `Retry-After`, and counted in `throttled`), repeat_at_page_start
+    (every later page of an audit-log search starts with that many items of the page before).
     For tests: issued_tokens (every access token issued), unauthorized (401 answers of /rest),
     peak_in_flight (the most requests it was answering at once).
     """
@@ -618,6 +619,7 @@ class FakeSnyk:
         self._searches: dict[tuple[Any, ...], list[_StoredEvent]] = {}
         self.rate_limits: dict[int, int] = {}
         self.throttled = 0
+        self.repeat_at_page_start = 0
         self.peak_in_flight = 0  # the most requests being answered at once
         self._in_flight = 0
         self._accepted: deque[float] = deque()
@@ -1089,7 +1091,9 @@ class FakeSnyk:
                 self._searches[search] = matching
                 while len(self._searches) > _SEARCHES_KEPT:
                     del self._searches[next(iter(self._searches))]
-        page = matching[offset : offset + query.size]
+        # A misbehaving server serves the end of the page before again at the start of a page.
+        first = max(0, offset - self.repeat_at_page_start) if offset else 0
+        page = matching[first : offset + query.size]
         document: dict[str, Any] = {
             "data": {"items": [event.item for event in page], "type": "audit_log_search"},
             "jsonapi": JSONAPI,

@@ -89,7 +89,8 @@ def test_every_page_is_read_once_whatever_the_next_link_looks_like(
     events = make_events(57, start=NOW - timedelta(days=2), org_id=ORG_A, seed=3)
     snyk_api.add_org_events(ORG_A, events)
     snyk_api.next_link_style = style
-    run = run_tap(tap_config(snyk_api, page_size=10))
+    # One request at a time: one search, page after page (not split in time windows).
+    run = run_tap(tap_config(snyk_api, page_size=10, concurrent_requests=1))
     assert run.exit_code == 0
     records = run.records("org_audit_logs")
     assert [r["event"] for r in records] == [e["event"] for e in visible(events)]
@@ -175,7 +176,55 @@ def test_an_empty_page_ends_paging(snyk_api: FakeSnyk) -> None:
     events = visible(make_events(30, start=NOW - timedelta(days=1), org_id=ORG_A))[:20]
     snyk_api.add_org_events(ORG_A, events)
     snyk_api.empty_last_page = True  # the full last page links to an empty one
-    run = run_tap(tap_config(snyk_api, page_size=10))
+    run = run_tap(tap_config(snyk_api, page_size=10, concurrent_requests=1))
     assert run.exit_code == 0
     assert len(run.records("org_audit_logs")) == 20
     assert len(search_requests(snyk_api)) == 3
+
+
+@pytest.mark.parametrize("concurrent_requests", [1, 8])
+@pytest.mark.parametrize("repeated", [1, 3])
+def test_items_served_again_at_the_start_of_the_next_page_are_written_once(
+    snyk_api: FakeSnyk,
+    caplog: pytest.LogCaptureFixture,
+    repeated: int,
+    concurrent_requests: int,
+) -> None:
+    snyk_api.add_org_events(ORG_A, make_events(95, start=NOW - timedelta(days=2), org_id=ORG_A))
+    config = tap_config(snyk_api, page_size=10, concurrent_requests=concurrent_requests)
+    clean = run_tap(config)
+    snyk_api.repeat_at_page_start = repeated
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config)
+    assert run.exit_code == 0
+    assert run.records("org_audit_logs") == clean.records("org_audit_logs")
+    warnings = [r.getMessage() for r in caplog.records if "ended the page before" in r.getMessage()]
+    assert warnings
+    assert all(m.startswith(f"organization {ORG_A}: ") for m in warnings)
+    assert all(f"with {repeated} item(s)" in m for m in warnings)
+
+
+def test_a_page_that_only_repeats_the_page_before_does_not_end_paging(snyk_api: FakeSnyk) -> None:
+    events = make_events(30, start=NOW - timedelta(days=2), org_id=ORG_A)
+    snyk_api.add_org_events(ORG_A, events)
+    config = tap_config(snyk_api, page_size=5, concurrent_requests=1)
+    clean = run_tap(config)
+    snyk_api.repeat_at_page_start = 5  # every later page: the page before, then its own
+    run = run_tap(config)
+    assert run.records("org_audit_logs") == clean.records("org_audit_logs")
+
+
+def test_identical_events_on_both_sides_of_a_page_boundary_are_all_kept(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture
+) -> None:
+    distinct = visible(make_events(20, start=NOW - timedelta(days=1), org_id=ORG_A, seed=5))[:9]
+    # Three identical events in the last distinct event's millisecond.
+    twin = {"content": {"n": 1}, "created": distinct[-1]["created"], "event": "x.y"}
+    snyk_api.add_org_events(ORG_A, [*distinct, twin, twin, twin])  # page 1 ends with one twin
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(tap_config(snyk_api, page_size=10, concurrent_requests=1))
+    assert run.exit_code == 0
+    twins = [r for r in run.records("org_audit_logs") if r["event"] == "x.y"]
+    assert len(twins) == 3
+    assert len({r["event_id"] for r in twins}) == 3  # #1, #2, #3
+    assert not [r for r in caplog.records if "ended the page before" in r.getMessage()]

@@ -101,11 +101,12 @@ def searches(api: FakeSnyk, org_id: str) -> list[Any]:
 
 def test_windows_give_exactly_the_records_of_one_long_search(busy_api: FakeSnyk) -> None:
     sequential = run_tap(windowed_config(busy_api, concurrent_requests=1))
-    assert not any("to" in r.query for r in searches(busy_api, ORG_A))
+    # One search (and one look at the second whose identical events straddle a page boundary).
+    assert len({r.query["from"][0] for r in searches(busy_api, ORG_A)}) <= 2
     busy_api.reset_requests()
     windowed = run_tap(windowed_config(busy_api, concurrent_requests=8))
     assert windowed.exit_code == sequential.exit_code == 0
-    assert len({r.query["from"][0] for r in searches(busy_api, ORG_A)}) > 2  # windows were read
+    assert len({r.query["from"][0] for r in searches(busy_api, ORG_A)}) > 5  # windows were read
     assert windowed.records("org_audit_logs") == sequential.records("org_audit_logs")
     ids = [r["event_id"] for r in windowed.records("org_audit_logs")]
     assert len(ids) == len(set(ids))
