@@ -174,6 +174,7 @@ class SnykStream(RESTStream[str | None]):
         def paced(*args: Any, **kwargs: Any) -> requests.Response:
             stop_if_cancelled()  # a worker whose run ended sends nothing more, retries included
             limiter.wait_for_turn()
+            stop_if_cancelled()  # nor after waiting its turn
             try:
                 return func(*args, **kwargs)
             except RetriableAPIError as error:

@@ -132,6 +132,11 @@ class Search:
             self.request = page.next
         return page
 
+    def forget(self) -> None:
+        """Let go of what a search read to its end still holds (its paginator's last page)."""
+        self.paginator = self.stream.get_new_paginator()
+        self.then = []
+
     def continuations(self, page: FetchedPage) -> list[Search]:
         """The searches that follow this one after `page`, each keyed just after it."""
         return [
@@ -179,7 +184,7 @@ class PageFetcher:
         self._page_ready = threading.Condition(self._lock)
         self._planned: dict[tuple[Any, ...], Search] = {}
         self._ready: set[Search] = set()
-        self._searches: list[Search] = []
+        self._live: set[Search] = set()  # planned or fetching, not yet read to the end
         self._head: Search | None = None
         self._held = 0  # pages kept or in flight
         self._order = itertools.count()
@@ -202,7 +207,7 @@ class PageFetcher:
         """Cancel every search and let the workers end; nothing waits for them."""
         with self._lock:
             self._closed = True
-            for search in self._searches:
+            for search in self._live:
                 search.cancelled = True
             self._ready.clear()
             self._work_ready.notify_all()
@@ -233,11 +238,16 @@ class PageFetcher:
         try:
             while waiting:
                 search = waiting.pop()
+                waiting.append(search)  # until read to its end: cancelled if the caller stops
                 yield from self._pages_of(search)
+                waiting.pop()
                 waiting.extend(reversed(search.then))
+                with self._lock:
+                    self._live.discard(search)
+                    search.forget()
         finally:
             with self._lock:
-                self._cancel([root])
+                self._cancel(waiting)
                 self._head = None
 
     def _pages_of(self, search: Search) -> Pages:
@@ -260,7 +270,7 @@ class PageFetcher:
                 raise page.failure
 
     def _add(self, search: Search) -> None:
-        self._searches.append(search)
+        self._live.add(search)
         self._ready.add(search)
         self._work_ready.notify()
 
@@ -276,6 +286,7 @@ class PageFetcher:
         while searches:
             search = searches.pop()
             search.cancelled = True
+            self._live.discard(search)
             self._ready.discard(search)
             self._held -= len(search.pages)
             search.pages.clear()
