@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,6 +118,22 @@ def run_tap(
     stdout.flush()
     lines = stdout.buffer.getvalue().decode("utf-8").splitlines()  # type: ignore[attr-defined]
     return TapRun(exit_code, [json.loads(line) for line in lines if line.strip()], error)
+
+
+def run_cli(
+    tmp_path: Path, config: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `tap-snyk --config <config> ARGS` as a process of its own, as a user would."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | None:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.conftest import GROUP, ORG_A, ORG_B, tap_config
+from tests.conftest import GROUP, ORG_A, ORG_B, run_cli, tap_config
 from tests.fake_snyk import FakeSnyk, make_events, uuid_for
 
 
 def check(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), "--test"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(tmp_path, config, "--test")
 
 
 def report(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_snyk.tap import TapSnyk
-from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
+from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_cli, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -126,18 +123,6 @@ def test_each_configuration_error_names_its_setting(
         TapSnyk(config=tap_config(snyk_api, **settings), parse_env_config=False)
     assert any(message in error for error in raised.value.errors), raised.value.errors
     assert snyk_api.requests == []
-
-
-def run_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_the_cli_ends_a_refusal_with_the_message_and_no_traceback(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,7 @@ import duckdb
 import jwt
 import pytest
 
-from tests.conftest import ORG_A, KeyPair, oauth_config, run_tap
+from tests.conftest import ORG_A, KeyPair, oauth_config, run_cli, run_tap
 from tests.fake_snyk import CLIENT_ASSERTION_TYPE, FakeSnyk, Fault, make_events
 from tests.meltano_project import ROOT, meltano, meltano_env
 
@@ -48,18 +47,6 @@ def key_config(api: FakeSnyk, key_pair: KeyPair, **settings: object) -> dict:
     key = {"private_key": key_pair.private_pem, "private_key_id": key_pair.key_id,
            "max_retry_seconds": 30}  # fmt: skip
     return oauth_config(api, client_id="jwt-client", **{**key, **settings})
-
-
-def cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def assert_each_event_once(records: list[dict]) -> None:
@@ -168,7 +155,7 @@ def test_a_new_token_refused_again_ends_the_run_with_the_401_message(api: FakeSn
 def test_a_wrong_secret_is_one_line_naming_the_setting_and_no_rest_request(
     api: FakeSnyk, tmp_path: Path
 ) -> None:
-    result = cli(tmp_path, {**secret_config(api), "client_secret": "not-the-secret"})
+    result = run_cli(tmp_path, {**secret_config(api), "client_secret": "not-the-secret"})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if "`client_secret`" in line]
@@ -225,7 +212,7 @@ def test_the_token_endpoint_failing_for_good_gives_up_in_one_line(
     api: FakeSnyk, tmp_path: Path
 ) -> None:
     api.faults.append(Fault(status=503, times=1000, path="/oauth2/token"))
-    result = cli(tmp_path, secret_config(api, max_retry_seconds=2))
+    result = run_cli(tmp_path, secret_config(api, max_retry_seconds=2))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if "gave up" in line]
@@ -238,14 +225,14 @@ def test_the_token_endpoint_failing_for_good_gives_up_in_one_line(
 def test_the_connection_check_says_how_it_authenticated(
     api: FakeSnyk, key_pair: KeyPair, tmp_path: Path
 ) -> None:
-    result = cli(tmp_path, secret_config(api), "--test")
+    result = run_cli(tmp_path, secret_config(api), "--test")
     assert result.returncode == 0, result.stderr
     assert (
         "OK   the OAuth service account: OAuth 2.0 client credentials with a client secret "
         f"(`client_id` {CLIENT_ID}): access token obtained, valid for 3599 s; "
         f"valid at {api.url}, for Fake User"
     ) in result.stderr
-    result = cli(tmp_path, key_config(api, key_pair), "--test")
+    result = run_cli(tmp_path, key_config(api, key_pair), "--test")
     assert result.returncode == 0, result.stderr
     assert "with a private key JWT (`client_id` jwt-client, `private_key_id` key-1)" in (
         result.stderr
@@ -256,7 +243,7 @@ def test_the_connection_check_says_how_it_authenticated(
 def test_the_connection_check_with_a_wrong_secret_fails_at_once(
     api: FakeSnyk, tmp_path: Path
 ) -> None:
-    result = cli(tmp_path, {**secret_config(api), "client_secret": "wrong"}, "--test")
+    result = run_cli(tmp_path, {**secret_config(api), "client_secret": "wrong"}, "--test")
     assert result.returncode == 1
     assert "FAIL the OAuth service account: Snyk refused the OAuth client" in result.stderr
     assert api.rest_requests == []
@@ -391,7 +378,7 @@ def test_the_connection_check_names_the_service_account_when_its_tokens_are_refu
     api: FakeSnyk, tmp_path: Path
 ) -> None:
     api.faults.append(Fault(revoke_tokens=True, times=2, path="/rest/self"))
-    result = cli(tmp_path, secret_config(api), "--test")
+    result = run_cli(tmp_path, secret_config(api), "--test")
     assert result.returncode == 1
     assert (
         "FAIL the OAuth service account: Snyk rejected the OAuth access token of `client_id` "

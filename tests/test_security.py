@@ -4,10 +4,6 @@ the token goes only to `api_url`; what Snyk sends is only ever data.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -15,7 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tap_snyk.tap import TapSnyk
-from tests.conftest import ORG_A, KeyPair, run_tap, tap_config
+from tests.conftest import ORG_A, KeyPair, run_cli, run_tap, tap_config
 from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -31,15 +27,8 @@ def secret_api(snyk_api: FakeSnyk) -> FakeSnyk:
 
 def run_cli_debug(tmp_path: Path, config: dict, *args: str) -> str:
     """Everything the tap prints, at the most talkative log level."""
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "tap_snyk.tap", "--config", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "LOGLEVEL": "DEBUG", "TAP_SNYK_LOGLEVEL": "DEBUG"},
+    result = run_cli(
+        tmp_path, config, *args, env={"LOGLEVEL": "DEBUG", "TAP_SNYK_LOGLEVEL": "DEBUG"}
     )
     return result.stdout + result.stderr
 
