@@ -5,14 +5,15 @@ It asks for one page of every selected stream in every partition and writes no S
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tap_snyk.errors import SnykError, SnykRefusal
-from tap_snyk.streams import ScopedStream, SelfStream
 
 if TYPE_CHECKING:
-    from tap_snyk.tap import TapSnyk
+    from tap_snyk.run import RunContext
+    from tap_snyk.stream import SnykStream
 
 
 @dataclass(frozen=True)
@@ -28,25 +29,31 @@ class Finding:
     warning: bool = False
 
 
-def check_connection(tap: TapSnyk) -> list[Finding]:
-    """Check the credentials, then every org and group the settings name (or discover)."""
-    credentials = tap.credentials
+def check_connection(
+    run: RunContext, streams: Iterable[SnykStream], *, need_listings: bool
+) -> list[Finding]:
+    """Check the credentials, then every org and group the settings name (or discover).
+
+    `streams`: the selected streams; `need_listings` as for `RunContext.resolve_scope`.
+    """
+    api = run.api
+    credentials = api.credentials
     subject = "the API token" if credentials.client_id is None else "the OAuth service account"
     try:
         # An access token first: refused client credentials need no REST request to tell.
         obtained = credentials.obtain()
-        user = next(iter(SelfStream(tap=tap).request_records(None)), {})
+        user = api.whoami()
     except SnykError as error:
         return [Finding(subject, ok=False, detail=str(error))]
     attributes = user.get("attributes") or {}
     who = attributes.get("name") or attributes.get("username") or user.get("id") or "unknown"
-    detail = f"valid at {tap.settings.api_origin}, for {who}"
+    detail = f"valid at {api.origin}, for {who}"
     if obtained:
         detail = f"{credentials.describe()}: {obtained}; {detail}"
     findings = [Finding(subject, ok=True, detail=detail)]
 
     try:
-        scope = tap.resolve_scope()
+        scope = run.resolve_scope(need_listings=need_listings)
     except SnykError as error:  # listing the orgs of a group failed, and not by a refusal
         return [*findings, Finding("the groups' organizations", ok=False, detail=str(error))]
     for group_id, refusal in scope.refused.items():
@@ -57,11 +64,9 @@ def check_connection(tap: TapSnyk) -> list[Finding]:
         )
         findings.append(Finding(f"group {group_id}", ok=skipped, detail=detail, warning=skipped))
 
-    for stream in tap.streams.values():
-        if not isinstance(stream, ScopedStream) or not stream.selected or stream.partitions is None:
-            continue
-        for context in stream.partitions:
-            subject = stream.subject.format(**context)
+    for stream in streams:
+        for context in stream.partitions or ():
+            subject = stream.partitioning.of(context)
             try:
                 next(iter(stream.request_records(context)), None)
             except SnykRefusal as refusal:

@@ -31,9 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Generator
 
     from singer_sdk.helpers.types import Context
-    from singer_sdk.streams.rest import HTTPRequest
 
-    from tap_snyk.pagination import NextLinkPaginator
+    from tap_snyk.pagination import NextLinkPaginator, PageRequest
 
 #: Pages each worker may have kept or in flight, beyond which only the awaited search proceeds.
 PAGES_PER_WORKER = 8
@@ -53,8 +52,8 @@ class FetchedPage:
     """
 
     items: list[dict[str, Any]]
-    next: HTTPRequest | None = None
-    then: list[HTTPRequest] = field(default_factory=list)
+    next: PageRequest | None = None
+    then: list[PageRequest] = field(default_factory=list)
     #: Why the search cannot go on after these items (a next link that may not be followed).
     failure: Exception | None = None
 
@@ -64,7 +63,7 @@ class PagedStream(Protocol):
 
     name: str
 
-    def first_page_request(self, context: Context | None) -> HTTPRequest:
+    def first_page_request(self, context: Context | None) -> PageRequest:
         """The request of a partition's first page (built in the main thread: it reads state)."""
 
     def get_new_paginator(self) -> NextLinkPaginator:
@@ -73,7 +72,7 @@ class PagedStream(Protocol):
     def fetch_page(
         self,
         context: Context | None,
-        request: HTTPRequest,
+        request: PageRequest,
         paginator: NextLinkPaginator,
         *,
         may_split: bool,
@@ -95,11 +94,6 @@ def stop_if_cancelled() -> None:
         raise Cancelled
 
 
-def in_worker() -> bool:
-    """Whether the current thread is a fetching worker."""
-    return getattr(_worker, "fetcher", None) is not None
-
-
 class Search:
     """One chain of pages: a first request, then the next links that follow it."""
 
@@ -107,7 +101,7 @@ class Search:
         self,
         stream: PagedStream,
         context: Context | None,
-        request: HTTPRequest,
+        request: PageRequest,
         key: tuple[int, ...],
     ) -> None:
         self.stream = stream
@@ -305,7 +299,6 @@ class PageFetcher:
         return head if head in self._ready and head is not None and not head.pages else None
 
     def _work(self) -> None:
-        _worker.fetcher = self
         while True:
             with self._lock:
                 search = self._next_search()

@@ -1,4 +1,9 @@
-"""Following Snyk's `links.next` exactly as the API gives it.
+"""Pages: what a search asks for next, and following Snyk's `links.next` exactly as given.
+
+A search is a first page and the next links that follow it. What to ask for is a value of its own:
+`FirstPage` (the stream's path and parameters; for an audit log over a `Span` of time),
+`NextPage` (a next link, as Snyk gave it), or `HeldPage` (a page already read, whose items wait
+for a search planned before them: no request). Nothing guesses which kind a request is.
 
 Snyk's next links come as a string or as `{"href": ...}`, as a path with or without the `/rest`
 prefix or as an absolute URL. They already repeat every query parameter, so the link is the whole
@@ -9,18 +14,83 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
 
 from tap_snyk.errors import SnykError
 from tap_snyk.responses import json_document
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import requests
 
 _logger = logging.getLogger("tap-snyk")
+
+
+@dataclass(frozen=True)
+class Recount:
+    """A second asked again to tell a page's repeated head from identical events of its own.
+
+    `created` had `read` items read before the page boundary; around the boundary Snyk served
+    `served` items of it (None: unknown, the page held nothing later). `counted` items of
+    `created` were met so far in the search that asks the second again.
+    """
+
+    created: datetime
+    read: int
+    served: int | None
+    counted: int = 0
+
+
+@dataclass(frozen=True)
+class Span:
+    """The time an audit-log search covers: `from` inclusive, `to` exclusive (None: up to now).
+
+    `resume_at`: items created before it were read already (a search that goes on after a second
+    asked again); `recount`: this search asks a second again.
+    """
+
+    start: datetime
+    end: datetime | None
+    resume_at: datetime | None = None
+    recount: Recount | None = None
+
+
+@dataclass(frozen=True)
+class FirstPage:
+    """A search's first page: the stream's path and parameters (an audit log's over `span`)."""
+
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class NextPage:
+    """A later page of a search: Snyk's next link, as given; `span` is the search's."""
+
+    url: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class HeldPage:
+    """Items read with a page, to be written after a search planned before them, then `next`."""
+
+    items: tuple[Any, ...]
+    next: NextPage | None
+
+
+#: What a search asks for next.
+PageRequest: TypeAlias = FirstPage | NextPage | HeldPage
 
 
 def next_link(document: dict[str, Any]) -> str | None:
@@ -103,6 +173,7 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         """The items of timestamp `created` read so far, if it is the last one read."""
         return self._trail if self._trail and created_of(self._trail[-1]) == created else []
 
+    @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         """An empty page ends paging; said as a warning when it still links to a next page."""
         if next_link(json_document(response)) is not None:
@@ -112,6 +183,7 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
             )
         return False
 
+    @override
     def get_next(self, response: requests.Response) -> str | None:
         """The URL of the next page, or None when paging is over."""
         self._pages_read.add(_page_identity(response.request.url or ""))

@@ -1,8 +1,8 @@
 """The run's scope: which orgs and groups a run reads, worked out once, up front, as data.
 
-The only requests here list the orgs of the configured groups. `TapSnyk.resolve_scope()` makes
+The only requests here list the orgs of the configured groups. `RunContext.resolve_scope()` makes
 them at the start of the sync and of the connection check, inside their error handling; every
-stream then reads the answer (`TapSnyk.scope`) and no property makes a request.
+stream then reads the answer (`RunContext.scope`) and no property makes a request.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""Checking the tap's settings before any request, and the values derived from them.
+"""The tap's settings: each declared once (type, default, bounds, description), and checked.
 
-The settings are declared (names, types, descriptions) in `tap.py`; this module turns a config
-mapping into `SnykSettings`, or into a list of errors that each name the setting and say what to do.
+`SETTINGS` is the JSON schema of the config: `--about` prints it, Meltano's plugin definition and
+the docs' settings table are written from it, and a setting's default, bounds and allowed values
+live nowhere else. `SnykSettings.from_config` reads a config in their light and turns it into the
+form the streams use, or into a list of errors that each name the setting and say what to do, so
+that every mistake is reported at once, before any request.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pendulum
+from singer_sdk import typing as th
 
 from tap_snyk.auth import SNYK_FOR_GOVERNMENT, AuthMethod, auth_method
 
@@ -24,16 +28,10 @@ OLDEST_API_VERSION = date(2024, 4, 29)
 #: Snyk keeps audit logs for the past 90 days.
 RETENTION = timedelta(days=90)
 RETENTION_HOURS = 90 * 24
-#: Upper bounds of the time settings: beyond them a job only looks hung.
-MAX_REQUEST_TIMEOUT = 3600
-MAX_RETRY_SECONDS = 24 * 3600
 #: Snyk's rate limit per API token.
 SNYK_REQUESTS_PER_MINUTE = 1620
 #: Snyk's rate limit per principal and second (the first figure of `X-Ratelimit-Limit`).
 SNYK_REQUESTS_PER_SECOND = 160
-#: Requests in flight at once: 8 keeps 1620 a minute busy at 150 ms an answer, with room to spare.
-DEFAULT_CONCURRENT_REQUESTS = 8
-MAX_CONCURRENT_REQUESTS = 32
 REGIONAL_ORIGINS = (
     "https://api.snyk.io (SNYK-US-01)",
     "https://api.us.snyk.io (SNYK-US-02)",
@@ -42,6 +40,210 @@ REGIONAL_ORIGINS = (
     f"{SNYK_FOR_GOVERNMENT} (SNYK-GOV-01, OAuth only)",
 )
 _VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(~(beta|experimental))?$")
+
+
+def _whole_number(
+    name: str, *, default: int, minimum: int, maximum: int, description: str
+) -> th.Property:
+    """An integer setting; its bounds go into the schema and, in words, into its description."""
+    return th.Property(
+        name,
+        th.IntegerType(minimum=minimum, maximum=maximum),
+        default=default,
+        description=f"{description} {minimum} to {maximum}.",
+    )
+
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "api_token",
+        th.StringType,
+        secret=True,
+        description=(
+            "Snyk API token: a personal or service-account token (`auth_scheme` token) or an "
+            "OAuth access token (`auth_scheme` bearer). Audit logs need the Enterprise plan. "
+            "Or leave it unset and use an OAuth service account (`client_id`)."
+        ),
+    ),
+    th.Property(
+        "auth_scheme",
+        th.StringType,
+        default="token",
+        allowed_values=["token", "bearer"],
+        description=(
+            "How `api_token` is sent: `token` for API tokens (the default), `bearer` for "
+            "OAuth access tokens."
+        ),
+    ),
+    th.Property(
+        "client_id",
+        th.StringType,
+        description=(
+            "Client id of an OAuth 2.0 service account (instead of `api_token`), with "
+            "`client_secret`, or with `private_key` and `private_key_id`. Access tokens are "
+            "asked from `api_url`'s /oauth2/token and renewed before they expire."
+        ),
+    ),
+    th.Property(
+        "client_secret",
+        th.StringType,
+        secret=True,
+        description="Client secret of the OAuth 2.0 service account `client_id`.",
+    ),
+    th.Property(
+        "private_key",
+        th.StringType,
+        secret=True,
+        description=(
+            "For a private-key-JWT service account `client_id`: its RSA private key, the PEM "
+            "text (newlines may be written as \\n)."
+        ),
+    ),
+    th.Property(
+        "private_key_id",
+        th.StringType,
+        description=(
+            "The id (`kid`) of the public key of `private_key` on the service account's JWKS."
+        ),
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default="https://api.snyk.io",
+        description=(
+            "Origin of the Snyk API of your region: " + ", ".join(REGIONAL_ORIGINS) + ". "
+            "A token only works in its own region. A trailing `/rest` is tolerated."
+        ),
+    ),
+    th.Property(
+        "api_version",
+        th.StringType,
+        default="2024-10-15",
+        description="Snyk REST API version date; 2024-04-29 or later.",
+    ),
+    th.Property(
+        "org_ids",
+        th.ArrayType(th.StringType),
+        description="Organization UUIDs whose audit logs to extract (stream org_audit_logs).",
+    ),
+    th.Property(
+        "group_ids",
+        th.ArrayType(th.StringType),
+        description="Group UUIDs whose group audit logs to extract (stream group_audit_logs).",
+    ),
+    th.Property(
+        "discover_orgs",
+        th.BooleanType,
+        default=False,
+        description=(
+            "When true, org_audit_logs also reads every organization of each group in "
+            "`group_ids`, listed at the start of each run, so new orgs need no config change."
+        ),
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description=(
+            "Earliest event time to extract (RFC3339). Default: 90 days before now, "
+            "Snyk's retention."
+        ),
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        description="Optional exclusive upper bound on event time, for bounded backfills.",
+    ),
+    _whole_number(
+        "lookback_hours",
+        default=24,
+        minimum=0,
+        maximum=RETENTION_HOURS,  # Snyk keeps 90 days: a longer lookback re-reads nothing
+        description=(
+            "Each run re-reads this many hours before its bookmark, to catch events that "
+            "Snyk publishes late (up to 24 hours); `event_id` keeps them once. 0 turns it off."
+        ),
+    ),
+    _whole_number(
+        "lookback_interval_minutes",
+        default=0,
+        minimum=0,
+        maximum=RETENTION_HOURS * 60,
+        description=(
+            "Re-read each org's or group's `lookback_hours` at most once per this many "
+            "minutes; runs in between read only from the bookmark, at a request or two when "
+            "nothing happened. A late event is then caught if Snyk publishes it within "
+            "`lookback_hours` minus this interval. 0 (the default): every run re-reads."
+        ),
+    ),
+    th.Property(
+        "events",
+        th.ArrayType(th.StringType),
+        description=(
+            "Only these event types. `api.access` events come only when listed here. "
+            "Cannot be combined with `exclude_events`."
+        ),
+    ),
+    th.Property(
+        "exclude_events",
+        th.ArrayType(th.StringType),
+        description="Every event type but these. Cannot be combined with `events`.",
+    ),
+    _whole_number(
+        "page_size", default=100, minimum=1, maximum=100, description="Events per request,"
+    ),
+    _whole_number(
+        "max_requests_per_minute",
+        default=1200,
+        minimum=1,
+        maximum=SNYK_REQUESTS_PER_MINUTE,
+        description=(
+            "The tap sends at most this many requests in any minute, spaced evenly, below "
+            f"Snyk's {SNYK_REQUESTS_PER_MINUTE} per token, so it rarely meets a 429; lower it "
+            "when other tools share the token."
+        ),
+    ),
+    _whole_number(
+        "concurrent_requests",
+        default=8,  # keeps 1620 a minute busy at 150 ms an answer, with room to spare
+        minimum=1,
+        maximum=32,
+        description=(
+            "Requests in flight at once: orgs, groups and time windows of a busy one are read "
+            "side by side (each event still once, written in order), up to "
+            "`max_requests_per_minute`. 1 reads one page after another."
+        ),
+    ),
+    _whole_number(
+        "request_timeout",
+        default=60,
+        minimum=1,
+        maximum=3600,  # beyond it a job only looks hung
+        description="Seconds one request may take before it is abandoned and tried again.",
+    ),
+    _whole_number(
+        "max_retry_seconds",
+        default=600,
+        minimum=1,
+        maximum=24 * 3600,
+        description=(
+            "How long to keep retrying a request that meets passing faults (429, 5xx, "
+            "timeouts, cut-off answers) before the run fails; the next run resumes."
+        ),
+    ),
+).to_dict()
+
+#: What each whole number counts, for the error that names its bounds.
+_UNITS = {
+    "lookback_hours": "hours; Snyk keeps 90 days",
+    "lookback_interval_minutes": "minutes",
+    "page_size": "events per page",
+    "max_requests_per_minute": (
+        f"requests per minute (Snyk allows {SNYK_REQUESTS_PER_MINUTE} per token)"
+    ),
+    "concurrent_requests": "requests in flight; 1 reads one page after another",
+    "request_timeout": "seconds",
+    "max_retry_seconds": "seconds",
+}
 
 
 class SettingsError(ValueError):
@@ -78,12 +280,15 @@ class SnykSettings:
     def from_config(cls, config: Mapping[str, Any], *, now: datetime) -> SnykSettings:
         """Check every setting at once; raise `SettingsError` listing all that are wrong."""
         errors: list[str] = []
-        api_origin = _api_origin(config.get("api_url") or "https://api.snyk.io", errors)
+        numbers = {name: _number(config, name, errors) for name in _UNITS}
+        api_origin = _api_origin(str(config.get("api_url") or _default("api_url")), errors)
         auth = auth_method(config, api_origin, errors)
-        api_version = _api_version(str(config.get("api_version") or "2024-10-15"), errors)
+        api_version = _api_version(
+            str(config.get("api_version") or _default("api_version")), errors
+        )
         org_ids = _uuids(config, "org_ids", "organization", errors)
         group_ids = _uuids(config, "group_ids", "group", errors)
-        discover_orgs = bool(config.get("discover_orgs", False))
+        discover_orgs = bool(config.get("discover_orgs", _default("discover_orgs")))
         if not config.get("org_ids") and not config.get("group_ids"):
             errors.append(
                 "No organization or group to read: set `org_ids` (organization UUIDs, "
@@ -99,14 +304,9 @@ class SnykSettings:
                 f"`end_date` ({rfc3339(end_date)}) must be later than `start_date` "
                 f"({rfc3339(start_date)})."
             )
-
-        # Snyk keeps 90 days: a longer lookback only re-reads what is not there.
-        lookback_hours = _whole_number(
-            config, "lookback_hours", 24, 0, RETENTION_HOURS, "hours; Snyk keeps 90 days", errors
+        _check_lookback_interval(
+            numbers["lookback_interval_minutes"], numbers["lookback_hours"], errors
         )
-        lookback_interval_minutes = _lookback_interval(config, lookback_hours, errors)
-
-        page_size = _whole_number(config, "page_size", 100, 1, 100, "events per page", errors)
 
         events = tuple(config.get("events") or ())
         exclude_events = tuple(config.get("exclude_events") or ())
@@ -115,31 +315,6 @@ class SnykSettings:
                 "`events` and `exclude_events` cannot be used together (Snyk rejects the "
                 "request): keep one of them."
             )
-
-        max_requests_per_minute = _whole_number(
-            config,
-            "max_requests_per_minute",
-            1200,
-            1,
-            SNYK_REQUESTS_PER_MINUTE,
-            f"requests per minute (Snyk allows {SNYK_REQUESTS_PER_MINUTE} per token)",
-            errors,
-        )
-        concurrent_requests = _whole_number(
-            config,
-            "concurrent_requests",
-            DEFAULT_CONCURRENT_REQUESTS,
-            1,
-            MAX_CONCURRENT_REQUESTS,
-            "requests in flight; 1 reads one page after another",
-            errors,
-        )
-        request_timeout = _whole_number(
-            config, "request_timeout", 60, 1, MAX_REQUEST_TIMEOUT, "seconds", errors
-        )
-        max_retry_seconds = _whole_number(
-            config, "max_retry_seconds", 600, 1, MAX_RETRY_SECONDS, "seconds", errors
-        )
 
         if errors or auth is None:
             raise SettingsError(errors)
@@ -152,59 +327,54 @@ class SnykSettings:
             discover_orgs=discover_orgs,
             start_date=start_date,
             end_date=end_date,
-            lookback=timedelta(hours=lookback_hours),
-            lookback_interval=timedelta(minutes=lookback_interval_minutes),
-            page_size=page_size,
+            lookback=timedelta(hours=numbers["lookback_hours"]),
+            lookback_interval=timedelta(minutes=numbers["lookback_interval_minutes"]),
+            page_size=numbers["page_size"],
             events=events,
             exclude_events=exclude_events,
-            max_requests_per_minute=max_requests_per_minute,
-            concurrent_requests=concurrent_requests,
-            request_timeout=request_timeout,
-            max_retry_seconds=max_retry_seconds,
+            max_requests_per_minute=numbers["max_requests_per_minute"],
+            concurrent_requests=numbers["concurrent_requests"],
+            request_timeout=numbers["request_timeout"],
+            max_retry_seconds=numbers["max_retry_seconds"],
         )
 
 
-def _lookback_interval(config: Mapping[str, Any], lookback_hours: int, errors: list[str]) -> int:
-    """Minutes between re-reads of the lookback window, shorter than the window; 0: every run."""
-    value = _whole_number(
-        config, "lookback_interval_minutes", 0, 0, RETENTION_HOURS * 60, "minutes", errors
-    )
-    if value and not lookback_hours:
+def _default(setting: str) -> Any:
+    return SETTINGS["properties"][setting].get("default")
+
+
+def _number(config: Mapping[str, Any], setting: str, errors: list[str]) -> int:
+    """A whole-number setting within its declared bounds, else its default and an error."""
+    declared = SETTINGS["properties"][setting]
+    low, high, default = declared["minimum"], declared["maximum"], declared["default"]
+    value = config.get(setting, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors.append(
+            f"`{setting}` must be a whole number from {low} to {high} ({_UNITS[setting]}), "
+            f"not {value!r}."
+        )
+        return int(default)
+    return value
+
+
+def _check_lookback_interval(interval: int, lookback_hours: int, errors: list[str]) -> None:
+    """Minutes between re-reads of the lookback window must be shorter than the window."""
+    if interval and not lookback_hours:
         errors.append(
             "`lookback_interval_minutes` is set but `lookback_hours` is 0: there is no lookback "
             "window to re-read; set `lookback_interval_minutes` to 0."
         )
-    elif value >= lookback_hours * 60 > 0:
+    elif interval >= lookback_hours * 60 > 0:
         errors.append(
-            f"`lookback_interval_minutes` ({value}) must be less than `lookback_hours` x 60 "
+            f"`lookback_interval_minutes` ({interval}) must be less than `lookback_hours` x 60 "
             f"({lookback_hours * 60}): a late event is caught only if Snyk publishes it within "
             "`lookback_hours` minus the interval; lower the interval or raise `lookback_hours`."
         )
-    return value
-
-
-def _whole_number(
-    config: Mapping[str, Any],
-    setting: str,
-    default: int,
-    low: int,
-    high: int,
-    unit: str,
-    errors: list[str],
-) -> int:
-    """A whole-number setting within its bounds, else `default` and an error naming it."""
-    value = config.get(setting, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        errors.append(
-            f"`{setting}` must be a whole number from {low} to {high} ({unit}), not {value!r}."
-        )
-        return default
-    return value
 
 
 def _api_origin(api_url: str, errors: list[str]) -> str:
     """The scheme and host of `api_url`; a trailing `/` or `/rest` is tolerated."""
-    parts = urlsplit(str(api_url).strip())
+    parts = urlsplit(api_url.strip())
     if "@" in parts.netloc:
         # Never quoted: what precedes the `@` is a password or a token.
         errors.append(

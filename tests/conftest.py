@@ -112,7 +112,7 @@ def run_tap(
     exit_code, error = 0, None
     with contextlib.redirect_stdout(stdout):
         try:
-            TapSnyk(config=config, state=state, catalog=catalog, parse_env_config=False).sync_all()
+            TapSnyk(config=config, state=state, catalog=catalog, parse_env_config=False).run_sync()
         except SnykError as failure:  # what `tap-snyk` reports in one line, exiting 1
             exit_code, error = 1, str(failure)
     stdout.flush()

@@ -98,7 +98,7 @@ def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) 
 
     writer.write_message = recording  # type: ignore[method-assign]
     with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):
-        tap.sync_all()
+        tap.run_sync()
     assert threads == {threading.main_thread().name}
     assert slow_api.peak_in_flight > 1
 
@@ -315,5 +315,5 @@ def test_concurrent_requests_out_of_range_is_a_setting_error(value: Any) -> None
             config=tap_config(api, concurrent_requests=value),
             parse_env_config=False,
             validate_config=False,
-        )._validate_config(raise_errors=False)
+        ).config_errors
     assert any("`concurrent_requests`" in error for error in errors), errors

@@ -354,9 +354,9 @@ def test_every_request_of_every_stream_passes_one_rate_limiter(snyk_api: FakeSny
         slept.append(seconds)
         now[0] += seconds
 
-    tap.rate_limiter = RequestRateLimiter(4, clock=lambda: now[0], sleep=sleep)
+    tap.run_context.api.limiter = RequestRateLimiter(4, clock=lambda: now[0], sleep=sleep)
     with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):
-        tap.sync_all()
+        tap.run_sync()
     sent = len(snyk_api.requests)
     assert sent > 4
     # No time passes but by sleeping, so each further 4 requests wait a full minute.

@@ -324,7 +324,7 @@ def test_the_token_lifetime_is_read_as_given_or_assumed_an_hour(
 
     tap = TapSnyk(config=secret_config(api), parse_env_config=False)
     api.token_lifetime = expires_in  # the fake sends it as given
-    assert tap.credentials.obtain().endswith(f"valid for {lifetime:g} s")
+    assert tap.run_context.api.credentials.obtain().endswith(f"valid for {lifetime:g} s")
 
 
 def test_workers_in_flight_share_one_token_and_one_renewal_at_a_time(snyk_api: FakeSnyk) -> None:

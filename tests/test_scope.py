@@ -40,7 +40,7 @@ def test_the_scope_lists_each_group_once_and_properties_make_no_request(
     with pytest.raises(RuntimeError, match="before the run's scope was worked out"):
         _ = tap.streams["org_audit_logs"].partitions
     assert snyk_api.requests == []
-    scope = tap.resolve_scope()
+    scope = tap.run_context.resolve_scope(need_listings=True)
     assert scope.org_ids == (ORG_A,)
     assert set(scope.discovered_org_ids) == {ORG_B, THIRD}
     assert {org["id"] for org in scope.group_orgs[GROUP]} == {ORG_B, THIRD}

@@ -33,8 +33,17 @@ def _stop_api() -> Iterator[None]:
     API.stop()
 
 
+class TapSnykForSDKTests(TapSnyk):
+    """The SDK's standard tests call `sync_all` alone, not `run_sync`: the scope is worked out
+    when the tap is made, as `run_sync` does first."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.run_context.resolve_scope(need_listings=True)
+
+
 TestTapSnyk = get_tap_test_class(
-    TapSnyk,
+    TapSnykForSDKTests,
     config={
         "api_url": API.url,
         "api_token": TOKEN,
