@@ -6,11 +6,15 @@ is cut, and the final STATE glued to it is lost. Here a signal that arrives whil
 being written waits for the end of that message; one that arrives elsewhere stops the run at
 once. Either way `Stopped` unwinds the run (it is no `Exception`, so nothing on the way takes it
 for a failure to report), and the tap writes its final STATE and exits 128 + the signal's number.
+
+Each message goes out with `os.write` until every byte is written: Python's buffered stdout
+drops the rest of a write that a signal cut short, even when the handler only takes note.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -100,5 +104,16 @@ class WholeMessageWriter(MsgSpecWriter):
     @override
     def write_message(self, message: Message) -> None:
         """Write a message whole, even when a stop signal arrives meanwhile."""
+        line = self.format_message(message)
         with STOP_SIGNALS.writing():
-            super().write_message(message)
+            try:
+                descriptor = sys.stdout.fileno()
+            except (AttributeError, OSError, io.UnsupportedOperation):  # stdout in memory
+                super().write_message(message)
+                return
+            sys.stdout.flush()  # whatever went through sys.stdout before goes first
+            # The line lives in the SDK's reused buffer: let go of it before the next message.
+            with memoryview(line) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(descriptor, view[written:])
