@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
-from tests.fake_snyk import FakeSnyk, uuid_for
+from fake_snyk import FakeSnyk, uuid_for
 
 ORG_A = uuid_for("org-a")
 ORG_B = uuid_for("org-b")

@@ -20,7 +20,7 @@ import pytest
 
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TapRun, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, uuid_for
+from fake_snyk import FakeSnyk, Fault, uuid_for
 from tests.test_lookups import LOOKUPS, seed
 
 

@@ -19,7 +19,7 @@ import requests
 from tap_snyk.retries import RequestRateLimiter, server_wait
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
+from fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"

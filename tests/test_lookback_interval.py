@@ -16,7 +16,7 @@ import pytest
 
 from tap_snyk.settings import SettingsError, SnykSettings
 from tests.conftest import ORG_A, ORG_B, TOKEN, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
+from fake_snyk import FakeSnyk, Fault, make_events
 from tests.meltano_project import meltano_env, run_meltano
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -11,7 +11,7 @@ import pytest
 
 from tap_snyk.records import EventIdentities, normalized_item
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
+from fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
+from fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 from tests.test_check import check, report
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -1,0 +1,3 @@
+from fake_snyk.server import main
+
+raise SystemExit(main())
