@@ -1,3 +1,8 @@
-from fake_snyk.server import main
+"""`python -m fake_snyk`: the `fake-snyk` command."""
 
-raise SystemExit(main())
+from __future__ import annotations
+
+from fake_snyk.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,7 +18,6 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from tests.conftest import make_key_pair
 from fake_snyk import (
     CLIENT_ASSERTION_TYPE,
     FakeSnyk,
@@ -29,6 +28,7 @@ from fake_snyk import (
     seed_demo_data,
     uuid_for,
 )
+from tests.conftest import make_key_pair
 
 VERSION = "2024-10-15"
 ORG = uuid_for("org-a")

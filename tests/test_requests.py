@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
 from fake_snyk import FakeSnyk, make_events, uuid_for
+from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
