@@ -75,19 +75,6 @@ class TokenServer:
         self._assertion_ids: set[str] = set()
         self._lock = threading.Lock()
 
-    def add_client(
-        self,
-        client_id: str,
-        *,
-        secret: str | None = None,
-        public_key: str | None = None,
-        key_id: str | None = None,
-    ) -> None:
-        """Register a service account: a client secret, or a public key (PEM) and its key id."""
-        if (secret is None) == (public_key is None) or (public_key is None) != (key_id is None):
-            raise ValueError("an OAuth client has a secret, or a public key and a key id")
-        self.clients[client_id] = OAuthClient(client_id, secret, public_key, key_id)
-
     def answer(self, method: str, headers: Message, body: bytes, audience: str) -> Response:
         """The answer to a request of the token endpoint; `audience` is the endpoint's URL."""
         try:

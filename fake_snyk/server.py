@@ -175,7 +175,9 @@ class FakeSnyk(Store):
         key_id: str | None = None,
     ) -> None:
         """Register a service account: a client secret, or a public key (PEM) and its key id."""
-        self._oauth.add_client(client_id, secret=secret, public_key=public_key, key_id=key_id)
+        if (secret is None) == (public_key is None) or (public_key is None) != (key_id is None):
+            raise ValueError("an OAuth client has a secret, or a public key and a key id")
+        self.oauth_clients[client_id] = OAuthClient(client_id, secret, public_key, key_id)
 
     @property
     def oauth_clients(self) -> dict[str, OAuthClient]:
