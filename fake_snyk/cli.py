@@ -27,10 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, command = args[: args.index("--")], args[args.index("--") + 1 :]
     parser = argparse.ArgumentParser(
         prog="fake-snyk",
-        description="Serve a fake Snyk audit-log API with demo data. "
-        "With `-- COMMAND ...`, run COMMAND with TAP_SNYK_* set, then stop.",
+        description="Serve a fake Snyk audit-log API with demo data and print the TAP_SNYK_* "
+        "settings that point tap-snyk at it. With `-- COMMAND ...`, run COMMAND with them set, "
+        "then stop.",
     )
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free)"
+    )
     parser.add_argument("--orgs", type=int, default=2, help="number of orgs")
     parser.add_argument("--groups", type=int, default=1, help="number of groups")
     parser.add_argument("--events", type=int, default=500, help="events per org and per group")
