@@ -94,6 +94,12 @@ def stop_if_cancelled() -> None:
         raise Cancelled
 
 
+def in_cancelled_search() -> bool:
+    """Whether the current thread is a worker fetching a search that was cancelled."""
+    search: Search | None = getattr(_worker, "search", None)
+    return search is not None and search.cancelled
+
+
 class Search:
     """One chain of pages: a first request, then the next links that follow it."""
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from tap_snyk.client import SnykApi
 from tap_snyk.errors import SnykError
 from tap_snyk.fetching import PagedStream, PageFetcher
+from tap_snyk.report import RunReport
 from tap_snyk.scope import RunScope, resolve_scope
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class RunContext:
         self.fetcher: PageFetcher | None = None
         #: What went wrong in this run without stopping it; any of them makes the run fail.
         self.problems: list[str] = []
+        #: What the run says about itself: the start, progress, the closing summary.
+        self.report = RunReport(logger)
         self._scope: RunScope | None = None
 
     @property
@@ -91,13 +94,15 @@ class RunContext:
         )
         return self._scope
 
-    def start(self, *, need_listings: bool) -> None:
-        """Before the sync: credentials (an OAuth token), then the scope, before any record.
+    def start(self, *, need_listings: bool, streams: list[str], version: str) -> None:
+        """Before the sync: credentials (an OAuth token), then the scope, then the start line.
 
         A refused group listing that costs orgs the user asked for is a problem of the run.
         """
-        self.api.credentials.obtain()  # refused client credentials: one line, no REST request
+        credentials = self.api.credentials
+        credentials.obtain()  # refused client credentials: one line, no REST request
         scope = self.resolve_scope(need_listings=need_listings)
+        self.report.start(self.settings, scope, streams, credentials.describe(), version)
         for refusal in scope.failed_discoveries.values():
             self.report_problem(f"The orgs of a group were not read: {refusal}")
 
@@ -123,8 +128,19 @@ class RunContext:
         self.logger.error("%s", message)
         self.problems.append(message)
 
-    def raise_problems(self) -> None:
-        """At the end of a run: one line for the problems it had (each was logged when met)."""
+    def finish(self, *, skipped: list[str]) -> None:
+        """After the sync: the closing summary, then one line for the problems, if any.
+
+        `skipped`: what the streams skipped (refused partitions, items not loaded), each
+        warned of when met. Raises SnykError naming the problems (each was logged when met).
+        """
+        if self.problems:
+            completeness = f"Incomplete: {len(self.problems)} problem(s), each logged above."
+        elif skipped:
+            completeness = f"Complete but for what was skipped: {', '.join(skipped)}."
+        else:
+            completeness = "Complete: every org and group was read."
+        self.report.summary(self.api.stats, outcome="Done", completeness=completeness)
         if not self.problems:
             return
         first = self.problems[0]
@@ -133,4 +149,12 @@ class RunContext:
         raise SnykError(
             f"The run finished with {len(self.problems)} problems (each logged above); "
             f"everything else was read and its state written. The first: {first}"
+        )
+
+    def ended_early(self, how: str) -> None:
+        """The closing summary of a run that failed or was stopped (the last STATE is out)."""
+        self.report.summary(
+            self.api.stats,
+            outcome=how,
+            completeness="Incomplete: the next run resumes right after what was delivered.",
         )

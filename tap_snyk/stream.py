@@ -201,7 +201,7 @@ class SnykStream(RESTStream[FirstPage | NextPage]):
         """The records of one partition; a refusal the stream may skip is a warning."""
         if not context or self.partitioning.key not in context:
             # No org or group to read (the SDK syncs an empty partition list as one empty context).
-            self.logger.info(
+            self.logger.debug(
                 "No %s configured or discovered for %s.", self.partitioning.key, self.name
             )
             return
@@ -236,6 +236,13 @@ class SnykStream(RESTStream[FirstPage | NextPage]):
     def records_from(self, items: Iterable[Any], context: Context) -> Iterator[dict[str, Any]]:
         """The records of a partition's items."""
         raise NotImplementedError
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        """Each record as it is written: counted for the run's progress and summary."""
+        partition = (context or {}).get(self.partitioning.key)
+        self.run.report.record(self.name, partition, row.get("created"))
+        return row
 
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:
         """Whether a refused partition is skipped with a warning rather than failing the run."""
@@ -334,7 +341,10 @@ class AuditLogStream(SnykStream):
     def _first_page(self, context: Context | None) -> FirstPage | None:
         partition = str((context or {})[self.partitioning.key])
         state = self.get_context_state(context)
-        return self.searches.first_page(partition, state, self.partitioning.of(context))
+        first = self.searches.first_page(partition, state, self.partitioning.of(context))
+        if first is not None and first.span is not None:
+            self.run.report.span(self.name, partition, first.span.start, first.span.end)
+        return first
 
     @override
     def planned_partitions(self) -> list[Context]:
@@ -345,7 +355,7 @@ class AuditLogStream(SnykStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Nothing to ask when the bookmark is already past `end_date` (Snyk would answer 400)."""
         if context and self.partitioning.key in context and self._first_page(context) is None:
-            self.logger.info(
+            self.logger.debug(
                 "%s: nothing before `end_date` after the bookmark.", self.partitioning.of(context)
             )
             return
@@ -405,6 +415,7 @@ class AuditLogStream(SnykStream):
                 "report them to Snyk support. Runs go on past them.",
             )
         self.searches.record_sweep(str(context[key]), self.get_context_state(context))
+        self.run.report.partition_done(self.name, str(context[key]))
 
     @override
     def may_skip(self, context: Context, refusal: SnykRefusal) -> bool:

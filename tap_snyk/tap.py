@@ -21,6 +21,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_snyk.check import check_connection
 from tap_snyk.errors import SnykError
 from tap_snyk.output import STOP_SIGNALS, Stopped, WholeMessageWriter
+from tap_snyk.report import quiet_console
 from tap_snyk.run import RunContext
 from tap_snyk.settings import SETTINGS, SettingsError, SnykSettings
 from tap_snyk.state import checked_state, parsed_state_text
@@ -86,14 +87,20 @@ class TapSnyk(Tap):
         Raises SnykError naming the problems of the run, after the final STATE.
         """
         run = self.run_context
-        run.start(need_listings=self.streams["organizations"].selected)
+        streams = self.selected_streams()
+        run.start(
+            need_listings=self.streams["organizations"].selected,
+            streams=[stream.name for stream in streams],
+            version=self.plugin_version,
+        )
         try:
-            with run.reading_ahead(self.selected_streams()):
+            with run.reading_ahead(streams):
                 self.sync_all()
-        except (SnykError, Stopped):
+        except (SnykError, Stopped) as ended:
             self.state_writer.write_state(self.state)
+            run.ended_early("Stopped" if isinstance(ended, Stopped) else "Failed")
             raise
-        run.raise_problems()
+        run.finish(skipped=[skip for stream in streams for skip in stream.skipped])
 
     def report_connection_check(self) -> bool:
         """Check the credentials and read access to every org and group, one line each."""
@@ -189,7 +196,11 @@ class TapSnyk(Tap):
     @override
     @classmethod
     def get_singer_command(cls) -> click.Command:
-        """The SDK's command line, with `--test` described as what it does in this tap."""
+        """The SDK's command line, with `--test` described as what it does in this tap.
+
+        Called once the SDK has set up the console's logging: its INFO chatter leaves the view.
+        """
+        quiet_console()
         command = super().get_singer_command()
         [test] = [param for param in command.params if param.name == "test"]
         assert isinstance(test, click.Option)  # the SDK declares it so
