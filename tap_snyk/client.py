@@ -263,11 +263,8 @@ class SnykApi:
                 response = send(prepared, self.credentials)
                 records = self.records(response, records_jsonpath)
                 yield from records
-                paginator.advance(response) if records else paginator.continue_if_empty(response)
-                more = records and not paginator.finished
-                prepared = (
-                    requests.Request("GET", paginator.current_value).prepare() if more else None
-                )
+                url = paginator.next_after(response, records)
+                prepared = requests.Request("GET", url).prepare() if url else None
         except (Refused, *RETRIABLE_ERRORS) as error:
             raise self.failure(error, endpoint) from None
 

@@ -69,14 +69,13 @@ class _StopSignals:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """A message is being written: a stop waits until it is out."""
+    def started_writing(self) -> None:
+        """A message is being written: a stop waits until `done_writing`."""
         self._writing = True
-        try:
-            yield
-        finally:
-            self._writing = False
+
+    def done_writing(self) -> None:
+        """The message is out: a stop that came meanwhile stops the run now."""
+        self._writing = False
         if self._pending is not None:
             signum, self._pending = self._pending, None
             raise Stopped(signum)
@@ -101,19 +100,34 @@ STOP_SIGNALS = _StopSignals()
 class WholeMessageWriter(MsgSpecWriter):
     """The SDK's fastest writer, whose messages a stop signal never cuts."""
 
+    _stdout: object = None
+    _descriptor: int | None = None
+
     @override
     def write_message(self, message: Message) -> None:
         """Write a message whole, even when a stop signal arrives meanwhile."""
         line = self.format_message(message)
-        with STOP_SIGNALS.writing():
+        STOP_SIGNALS.started_writing()
+        try:
+            descriptor = self._stdout_descriptor()
+            if descriptor is None:  # stdout in memory (a test's): nothing to cut
+                sys.stdout.buffer.write(line)
+            else:
+                sys.stdout.flush()  # whatever went through sys.stdout before goes first
+                # The line lives in the SDK's reused buffer: let go of it before the next one.
+                with memoryview(line) as view:
+                    written = 0
+                    while written < len(view):
+                        written += os.write(descriptor, view[written:])
+        finally:
+            STOP_SIGNALS.done_writing()
+
+    def _stdout_descriptor(self) -> int | None:
+        """The file descriptor of `sys.stdout`, looked up again only when stdout is replaced."""
+        if sys.stdout is not self._stdout:
+            self._stdout = sys.stdout
             try:
-                descriptor = sys.stdout.fileno()
-            except (AttributeError, OSError, io.UnsupportedOperation):  # stdout in memory
-                super().write_message(message)
-                return
-            sys.stdout.flush()  # whatever went through sys.stdout before goes first
-            # The line lives in the SDK's reused buffer: let go of it before the next message.
-            with memoryview(line) as view:
-                written = 0
-                while written < len(view):
-                    written += os.write(descriptor, view[written:])
+                self._descriptor = sys.stdout.fileno()
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                self._descriptor = None
+        return self._descriptor

@@ -173,6 +173,17 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         """The items of timestamp `created` read so far, if it is the last one read."""
         return self._trail if self._trail and created_of(self._trail[-1]) == created else []
 
+    def next_after(self, response: requests.Response, items: list[Any]) -> str | None:
+        """The URL of the page after this one, or None: no link, an empty page, or a page read.
+
+        Raises SnykError when the link leads off the API's origin (after the page's items).
+        """
+        if not items:
+            self.continue_if_empty(response)  # ends paging, with a word if a link went on
+            return None
+        self.advance(response)
+        return None if self.finished else self.current_value
+
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         """An empty page ends paging; said as a warning when it still links to a next page."""

@@ -5,14 +5,14 @@ authenticates), one warning per real problem, a progress line at most every
 `PROGRESS_INTERVAL` seconds while a long run reads, and a closing summary: events per stream, the
 orgs and groups read, requests, retries and 429s, the time taken, and whether the run was
 complete. The SDK's own INFO lines (METRIC lines, a line per stream and per partition) are left
-out of that view by `quiet_console`; `TAP_SNYK_LOGLEVEL=DEBUG` shows them, and a logging config
-of one's own (`SINGER_SDK_LOG_CONFIG`) sends them wherever it says.
+out of the console by `quiet_console`; at DEBUG (`TAP_SNYK_LOGLEVEL=DEBUG`, or `meltano
+--log-level=debug`) they are shown, and a logging config of one's own (`SINGER_SDK_LOG_CONFIG`)
+with a handler on `singer_sdk.metrics` writes the METRIC lines wherever it says.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -61,15 +61,15 @@ class _CancelledWorkers(logging.Filter):
 def quiet_console() -> None:
     """The console shows what a person needs: no SDK chatter, nothing after the run's end.
 
-    The SDK's INFO lines leave the default view only on the console the SDK set up: a logging
-    config of one's own (`SINGER_SDK_LOG_CONFIG`) is left as it is.
+    Applied to the handlers of the root logger, whoever set them up (the SDK's console, or the
+    logging config Meltano hands a plugin): a handler of one's own on `singer_sdk.metrics`, in a
+    config of one's own (`SINGER_SDK_LOG_CONFIG`), still gets every METRIC line.
     """
     for handler in logging.getLogger().handlers:
         kinds = {type(f) for f in handler.filters}
-        if _CancelledWorkers not in kinds:
-            handler.addFilter(_CancelledWorkers())
-        if _SdkChatter not in kinds and "SINGER_SDK_LOG_CONFIG" not in os.environ:
-            handler.addFilter(_SdkChatter())
+        for kind in (_CancelledWorkers, _SdkChatter):
+            if kind not in kinds:
+                handler.addFilter(kind())
 
 
 @dataclass

@@ -36,6 +36,8 @@ from tap_snyk.settings import rfc3339
 from tap_snyk.windows import split_after_first_page
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tap_snyk.pagination import NextLinkPaginator, PageRequest
     from tap_snyk.settings import SnykSettings
 
@@ -221,27 +223,29 @@ class AuditLogSearches:
         record: dict[str, Any],
         *,
         starting: str | None,
-        signpost: object,
-        subject: str,
+        signpost: str,
+        subject: Callable[[], str],
     ) -> dict[str, Any] | None:
         """The record to move the bookmark with; None when it must not move it.
 
         An event re-read from the lookback window (older than the partition's starting
         bookmark) must not move the bookmark back. One dated after the run's start (the SDK's
-        signpost) moves it only to the start, so that later events are still read.
+        signpost) moves it only to the start, so that later events are still read. Timestamps
+        are all in the tap's one format (`rfc3339`), so they compare as strings, as the SDK
+        compares bookmarks.
         """
-        created = parse_timestamp(record["created"])
-        if starting and created < parse_timestamp(starting):
+        created = record["created"]
+        if starting is not None and created < starting:
             return None
-        if isinstance(signpost, datetime) and created > signpost:
+        if created > signpost:
             self.logger.warning(
                 "%s sent an event dated %s, after the start of this run (%s): it is loaded, but "
                 "the bookmark stops at the run's start so that later events are still read.",
-                subject,
-                record["created"],
-                rfc3339(signpost),
+                subject(),
+                created,
+                signpost,
             )
-            return {**record, "created": rfc3339(signpost)}
+            return {**record, "created": signpost}
         return record
 
 

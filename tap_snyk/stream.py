@@ -21,6 +21,7 @@ import functools
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import RESTStream, SchemaDirectory
@@ -36,9 +37,11 @@ from tap_snyk.records import (
     EventIdentities,
     MalformedItem,
     normalized_item,
+    parse_timestamp,
     resource_record,
 )
 from tap_snyk.searches import AuditLogSearches, search_params
+from tap_snyk.settings import rfc3339
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -281,16 +284,12 @@ class SnykStream(RESTStream[FirstPage | NextPage]):
         )
         response = self.request_decorator(self._request)(prepared, context)
         items = list(self.parse_response(response))
-        if not items:
-            paginator.continue_if_empty(response)  # ends paging, with a word if a link went on
-            return self.read_page(context, request, items, None, paginator, may_split=may_split)
         try:
-            paginator.advance(response)
+            next_url = paginator.next_after(response, items)
         except SnykError as failure:  # a next link that may not be followed: after the items
             page = self.read_page(context, request, items, None, paginator, may_split=False)
             page.failure = failure
             return page
-        next_url = None if paginator.finished else paginator.current_value
         return self.read_page(context, request, items, next_url, paginator, may_split=may_split)
 
     def read_page(
@@ -435,19 +434,33 @@ class AuditLogStream(SnykStream):
             ", ".join(sorted(fields)),
         )
 
+    @functools.cached_property
+    def _signpost(self) -> str:
+        """The SDK's cap on a bookmark (the stream's start), in the tap's timestamp format."""
+        signpost = self.get_replication_key_signpost(None)
+        assert isinstance(signpost, datetime)  # `created` is a date-time replication key
+        return rfc3339(signpost)
+
     @override
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
         # Re-read events must not move the bookmark back, nor a future one past the run's start.
+        starting = self.get_starting_replication_key_value(context)
         record = self.searches.bookmarked(
             latest_record,
-            starting=self.get_starting_replication_key_value(context),
-            signpost=self.get_replication_key_signpost(context),
-            subject=f"{self.name}: {self.partitioning.of(context)}",
+            starting=_in_tap_format(starting) if starting else None,
+            signpost=self._signpost,
+            subject=lambda: f"{self.name}: {self.partitioning.of(context)}",
         )
         if record is not None:
             super()._increment_stream_state(record, context=context)
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_tap_format(timestamp: str) -> str:
+    """A timestamp (a bookmark, or `start_date` as configured) in the tap's one format."""
+    return rfc3339(parse_timestamp(timestamp))
 
 
 class LookupStream(SnykStream):
