@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ("tap_snyk", "tests", "scripts/plugin-definition", "scripts/new-alerts")
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "tap_snyk", "tests", "scripts/plugin-definition"],
-        ["ruff", "format", "--check", "tap_snyk", "tests", "scripts/plugin-definition"],
+        ["ruff", "check", *PYTHON],
+        ["ruff", "format", "--check", *PYTHON],
         ["mypy", "tap_snyk"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
