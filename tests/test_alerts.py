@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
+import runpy
 
 import pytest
+import yaml
 
 from tests.alerting import RULES, Alerting, panther_cases
+from tests.meltano_project import ROOT
 
 PANTHER_TESTS = sorted({case.test for case in panther_cases()})
 
@@ -110,3 +114,35 @@ def test_alerts_carry_the_rule_and_the_names_of_who_and_where(alerting: Alerting
     assert titled == runbooks == alerts
     assert named_actors > 0
     assert named_orgs == named_groups == alerts
+
+
+def test_the_readme_lists_every_rule_with_the_events_it_reads() -> None:
+    table = {}
+    for line in (ROOT / "transform" / "README.md").read_text().splitlines():
+        match = re.match(r"\| `((?:Snyk|TapSnyk)\.[\w.]+)` \|[^|]*\| (.*) \|$", line)
+        if match:
+            table[match[1]] = re.findall(r"`([^`]+)`", match[2])
+    assert table == {rule_id: rule["events"].split() for rule_id, rule in rules().items()}
+
+
+def test_the_readme_shows_the_query_that_lists_the_new_alerts() -> None:
+    query = runpy.run_path(str(ROOT / "scripts" / "new-alerts"))["new_alerts_query"]("snyk_marts")
+    assert query in (ROOT / "transform" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("model", "schema"),
+    [("snyk_alerts", "_snyk__alerts.yml"), ("snyk_alert_history", "_snyk__alerts.yml")],
+)
+def test_every_column_of_the_alert_models_is_documented(
+    alerting: Alerting, model: str, schema: str
+) -> None:
+    documented = yaml.safe_load((ROOT / "transform/models/alerts" / schema).read_text())
+    [entry] = [m for m in documented["models"] if m["name"] == model]
+    described = {c["name"]: c.get("description") for c in entry["columns"]}
+    built = alerting.query(
+        "select column_name from information_schema.columns"
+        f" where table_schema = 'snyk_marts' and table_name = '{model}' order by ordinal_position"
+    )
+    assert sorted(described) == sorted(name for (name,) in built)
+    assert all(described.values())

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from tests.alerting import Alerting
+from tests.alerting import API_CLIENT, Alerting
 from tests.meltano_project import ROOT
 from tests.ocsf import OCSF_VERSION, invalid_events
 
@@ -80,12 +80,18 @@ def test_api_access_is_api_activity_with_the_request(alerting: Alerting) -> None
             "select ocsf from snyk_marts.snyk_ocsf_events where class_uid = 6003"
         )
     ]
-    by_method = {event["http_request"]["http_method"]: event for event in events}
+    assert {event["http_request"]["user_agent"] for event in events} > {API_CLIENT}
+    by_method = {
+        event["http_request"]["http_method"]: event
+        for event in events
+        if event["http_request"]["user_agent"] == API_CLIENT
+    }
     assert set(by_method) == {"GET", "DELETE", "PATCH"}
     assert by_method["GET"]["activity_id"] == 2  # Read
     assert by_method["GET"]["src_endpoint"] == {"ip": "203.0.113.7"}
     assert by_method["DELETE"]["status_id"] == 2  # Failure: 403
-    assert by_method["PATCH"]["src_endpoint"] == {"name": "snyk-cli/1.1293.0"}
+    assert by_method["DELETE"]["src_endpoint"] == {"ip": "2001:db8::7"}
+    assert by_method["PATCH"]["src_endpoint"] == {"name": API_CLIENT}
     assert by_method["GET"]["api"]["operation"].startswith("GET /rest/orgs/")
 
 
@@ -115,8 +121,7 @@ def test_the_readme_writes_each_class_to_parquet_that_reads_back_valid(
         for class_uid in counts:
             script = readme_parquet_script().replace("3004", str(class_uid))
             script = script.replace("'security-lake/", f"'{tmp_path}/security-lake/")
-            for statement in filter(str.strip, script.split(";")):
-                db.execute(statement)
+            db.execute(script)
     read_back: dict[int, list[dict[str, Any]]] = {}
     with duckdb.connect() as db:
         for class_uid in counts:
