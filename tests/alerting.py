@@ -25,7 +25,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, format_created, seed_demo_data, uuid_for
+from fake_snyk import DEFAULT_TOKEN, FakeSnyk, format_created, seed_demo_data, uuid_for
 from tests.meltano_project import ROOT, meltano_env, run_meltano
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

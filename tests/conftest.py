@@ -17,9 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fake_snyk import FakeSnyk, uuid_for
 from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
-from tests.fake_snyk import FakeSnyk, uuid_for
 
 ORG_A = uuid_for("org-a")
 ORG_B = uuid_for("org-b")

@@ -146,3 +146,11 @@ def test_every_column_of_the_alert_models_is_documented(
     )
     assert sorted(described) == sorted(name for (name,) in built)
     assert all(described.values())
+
+
+def test_the_demo_raises_alerts_of_every_rule(alerting: Alerting) -> None:
+    fired = alerting.query(
+        "select distinct rule_id from snyk_marts.snyk_alerts"
+        f" where group_id in ({', '.join(repr(g) for g in alerting.demo_groups)})"
+    )
+    assert {rule_id for (rule_id,) in fired} == set(rules())

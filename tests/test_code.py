@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ("tap_snyk", "tests", "scripts/plugin-definition", "scripts/new-alerts")
+
+
+#: The Python the linters check: the tap, the fake Snyk API, the tests, the scripts in Python.
+LINTED = ["tap_snyk", "fake_snyk", "tests", "scripts/plugin-definition", "scripts/new-alerts"]
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", *PYTHON],
-        ["ruff", "format", "--check", *PYTHON],
-        ["mypy", "tap_snyk"],
+        ["ruff", "check", *LINTED],
+        ["ruff", "format", "--check", *LINTED],
+        ["mypy", "tap_snyk", "fake_snyk"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

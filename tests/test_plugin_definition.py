@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from fake_snyk import FakeSnyk, make_events
 from tests.conftest import GROUP, ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events
 from tests.meltano_project import FOREIGN, ROOT, run_meltano
 
 DEFINITION = ROOT / "plugin" / "tap-snyk.yml"

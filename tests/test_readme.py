@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from fake_snyk import FakeSnyk, make_events
 from tests.conftest import ORG_A, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events
 from tests.meltano_project import visible
 
 ROOT = Path(__file__).resolve().parent.parent
