@@ -32,7 +32,7 @@ CONTRACTOR = {
 
 
 @dataclass(frozen=True)
-class _Step:
+class Step:
     """One event of a story: when (before the demo's now), in which log, by whom, what."""
 
     before: timedelta
@@ -43,7 +43,8 @@ class _Step:
     project: int | None = None  # which of make_projects' projects
 
 
-def _stories() -> list[_Step]:
+def stories() -> list[Step]:
+    """The steps of every story, in the order told."""
     org, group, h, m = "org", "group", timedelta(hours=1), timedelta(minutes=1)
     deployer = uuid_for("demo/temporary-deployer")
     admin_role = {"role": "ADMIN", "name": "Group Admin", "publicId": uuid_for("demo/group-admin")}
@@ -54,15 +55,15 @@ def _stories() -> list[_Step]:
     contractor = str(CONTRACTOR["user_id"])
     return [
         # Ada tries a feature flag, opens the group to access requests, tightens a policy.
-        _Step(10 * h, group, "group.feature_flags.edit", ADA, {"flag": "newProjectsPage"}),
-        _Step(
+        Step(10 * h, group, "group.feature_flags.edit", ADA, {"flag": "newProjectsPage"}),
+        Step(
             10 * h - 10 * m,
             group,
             "group.request_access_settings.edit",
             ADA,
             {"before": {"isEnabled": False}, "after": {"isEnabled": True}},
         ),
-        _Step(
+        Step(
             10 * h - 20 * m,
             group,
             "group.policy.edit",
@@ -77,16 +78,16 @@ def _stories() -> list[_Step]:
             },
         ),
         # Snyk Support edits the SSO connection, logged as the admin who asked for it.
-        _Step(10 * h - 30 * m, group, "group.sso.edit", ADA, {"connection": "okta-acme"}),
+        Step(10 * h - 30 * m, group, "group.sso.edit", ADA, {"connection": "okta-acme"}),
         # Ada makes Grace an admin of the org; Grace adds a webhook.
-        _Step(
+        Step(
             9 * h,
             org,
             "org.user.role.edit",
             ADA,
             {"userPublicId": GRACE, "beforeRoleName": "Org Collaborator", "afterRoleName": "ADMIN"},
         ),
-        _Step(
+        Step(
             9 * h - 10 * m,
             org,
             "org.webhook.add",
@@ -94,14 +95,14 @@ def _stories() -> list[_Step]:
             {"webhookPublicId": uuid_for("demo/webhook"), "url": "https://hooks.example.com/snyk"},
         ),
         # Grace creates an admin service account for a deployment and deletes it 3 hours later.
-        _Step(
+        Step(
             8 * h + 30 * m,
             group,
             "group.service_account.create",
             GRACE,
             {"serviceAccountPublicId": deployer, "name": "temporary-deployer", "role": admin_role},
         ),
-        _Step(
+        Step(
             5 * h + 30 * m,
             group,
             "group.service_account.delete",
@@ -109,14 +110,14 @@ def _stories() -> list[_Step]:
             {"serviceAccountPublicId": deployer},
         ),
         # Ada removes the contractor from the org; an hour later the contractor exports an SBOM.
-        _Step(
+        Step(
             8 * h,
             org,
             "org.user.remove",
             ADA,
             {"userPublicId": contractor, "email": CONTRACTOR["email"], "force": True},
         ),
-        _Step(
+        Step(
             7 * h,
             org,
             "org.sbom.export",
@@ -125,7 +126,7 @@ def _stories() -> list[_Step]:
             project=0,
         ),
         # José ignores an issue for every path of a project, with no end date.
-        _Step(
+        Step(
             6 * h,
             org,
             "org.project.ignore.create",
@@ -135,7 +136,7 @@ def _stories() -> list[_Step]:
         ),
         # The CI service account's token stops monitoring five projects in four minutes.
         *(
-            _Step(4 * h - k * m, org, "org.project.stop_monitor", CI_BOT, {}, project=k)
+            Step(4 * h - k * m, org, "org.project.stop_monitor", CI_BOT, {}, project=k)
             for k in range(5)
         ),
     ]
@@ -145,7 +146,7 @@ def alert_scenarios(store: Store, *, org_id: str, group_id: str, now: datetime) 
     """Add the stories to an org (of the group) and to the group's own log, before `now`."""
     store.add_org_members(org_id, [CONTRACTOR])
     logs: dict[str, list[dict[str, Any]]] = {"org": [], "group": []}
-    for step in _stories():
+    for step in stories():
         item: dict[str, Any] = {
             "content": dict(step.content),
             "created": format_created(now - step.before),

@@ -59,17 +59,18 @@ def test_ocsf_time_is_the_event_time_in_epoch_milliseconds(alerting: Alerting) -
 def test_a_role_given_is_user_access_management_with_the_member_and_the_role(
     alerting: Alerting,
 ) -> None:
-    [document] = [
-        doc
-        for (doc,) in alerting.query(
-            "select ocsf from snyk_marts.snyk_ocsf_events where class_uid = 3005"
-            " and ocsf->>'$.metadata.event_code' = 'org.user.role.edit'"
-        )
+    # Panther's case: org.user.role.edit, afterRoleName ADMIN, userPublicId the actor's.
+    member = "05555555-3333-4ddd-8ccc-755555555555"
+    [event] = [
+        event
+        for event in ocsf_events(alerting)
+        if event["metadata"]["event_code"] == "org.user.role.edit"
+        and event.get("user", {}).get("uid") == member
     ]
-    event = json.loads(document)
+    assert event["class_uid"] == 3005
     assert event["activity_id"] == 1  # Assign Privileges
     assert event["privileges"] == ["ADMIN"]
-    assert event["user"]["uid"] == "05555555-3333-4ddd-8ccc-755555555555"
+    assert event["actor"]["user"]["uid"] == member
     assert event["unmapped"]["content"]["beforeRoleName"] == "Org Collaborator"
 
 
