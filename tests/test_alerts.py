@@ -16,7 +16,7 @@ import runpy
 import pytest
 import yaml
 
-from tests.alerting import RULES, Alerting, panther_cases
+from tests.alerting import RULE_TESTS, RULES, STAGED_EVENTS, Alerting, panther_cases
 from tests.meltano_project import ROOT
 
 PANTHER_TESTS = sorted({case.test for case in panther_cases()})
@@ -154,3 +154,16 @@ def test_the_demo_raises_alerts_of_every_rule(alerting: Alerting) -> None:
         f" where group_id in ({', '.join(repr(g) for g in alerting.demo_groups)})"
     )
     assert {rule_id for (rule_id,) in fired} == set(rules())
+
+
+def test_every_rule_has_unit_tests_with_events_that_fire_it_and_near_misses() -> None:
+    unit_tests = yaml.safe_load(RULE_TESTS.read_text())["unit_tests"]
+    covered = set()
+    for test in unit_tests:
+        [staged] = [g for g in test["given"] if g["input"] == STAGED_EVENTS]
+        events = {row["event_id"] for row in staged["rows"]}
+        for rule_id in {row["rule_id"] for row in test["expect"]["rows"]}:
+            fired = {row["event_id"] for row in test["expect"]["rows"] if row["rule_id"] == rule_id}
+            if events - fired:  # some event of the test must not fire the rule
+                covered.add(rule_id)
+    assert covered == set(rules())

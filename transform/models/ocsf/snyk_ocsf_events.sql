@@ -208,7 +208,7 @@ select
         'activity_id': 'documents.activity_id',
         'activity_name': 'documents.activity_name',
         'type_uid': 'documents.class_uid * 100 + documents.activity_id',
-        'type_name': "documents.class_name || ': ' || documents.activity_name",
+        'type_name': "documents.class_name || ': ' || case documents.activity_id when 99 then 'Other' else documents.activity_name end",
         'time': snyk_epoch_ms('documents.created'),
         'severity_id': '1',
         'severity': "'Informational'::text",
