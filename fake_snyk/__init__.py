@@ -17,6 +17,7 @@ What lives where:
 - `faults`: injected failures (`Fault`).
 - `data`: deterministic ids and realistic events, members and projects (`make_events`, ...).
 - `demo` and `cli`: the demo data and the `fake-snyk` command that serves it.
+- `scenarios`: the demo's stories, events that fire every detection rule of transform/.
 
 The fake reproduces what clients observed on the live service, not only what the contract
 promises: `sort_order` defaults to DESC, a missing `from` means "since the start of yesterday",

@@ -1,6 +1,8 @@
 """Demo data: a few named orgs in groups, with events of the past three days, members, projects.
 
-What `fake-snyk` serves, and what the dbt tests and `scripts/sync --demo` load.
+The first org and its group also tell the stories that fire every detection rule
+(`fake_snyk.scenarios`). What `fake-snyk` serves, and what the dbt tests and
+`scripts/sync --demo` load.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from fake_snyk.data import make_events, make_members, make_projects, uuid_for
+from fake_snyk.scenarios import alert_scenarios
 from fake_snyk.store import Store
 
 #: The service account `fake-snyk --oauth` registers and hands to the command it runs.
@@ -34,7 +37,8 @@ def seed_demo_data(
 
     Orgs, with readable names, are spread over the groups; every org and every group gets
     `events` events spanning the past three days, well inside a default 90-day start date, and
-    the members those events name; every org gets the projects its events name.
+    the members those events name; every org gets the projects its events name. The first org
+    and its group also get the stories of `alert_scenarios`, in the last ten hours before `now`.
     """
     group_ids = [uuid_for(f"demo-group-{g}") for g in range(groups)]
     org_ids = [uuid_for(f"demo-org-{o}") for o in range(orgs)]
@@ -61,4 +65,6 @@ def seed_demo_data(
                 events, start=start, org_id=org_id, group_id=parent, seed=o, step_ms=step_ms
             ),
         )
+    if org_ids and group_ids:
+        alert_scenarios(api, org_id=org_ids[0], group_id=group_ids[0], now=now)
     return org_ids, group_ids

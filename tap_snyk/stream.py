@@ -16,8 +16,8 @@ org or a group, as searches of pages: each page one request, sent through the SD
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -75,17 +75,16 @@ class Partitioning:
         )
 
     def shaped(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """A twins' schema made this partitioning's: its key a required string, its noun named."""
-        shaped = copy.deepcopy(schema)
-        shaped["title"] = shaped["title"].format(noun=self.noun)
-        properties = shaped["properties"]
-        if self.key in properties:
-            properties[self.key] = {**properties[self.key], "type": "string"}
-        else:  # right after the id, where the loaders' tables have always had it
-            first, *rest = properties.items()
-            key = (self.key, {"type": "string", "description": f"The {self.noun}."})
-            shaped["properties"] = dict([first, key, *rest])
-        shaped["required"] = [*shaped.get("required", []), self.key]
+        """A twins' schema made this partitioning's.
+
+        `{scope}` (org, group) and `{noun}` (organization, group) in its names and words are
+        filled in, and the partition key is a required string.
+        """
+        scope = self.key.removesuffix("_id")
+        text = json.dumps(schema).replace("{scope}", scope).replace("{noun}", self.noun)
+        shaped: dict[str, Any] = json.loads(text)
+        shaped["properties"][self.key]["type"] = "string"
+        shaped["required"] = list(dict.fromkeys([*shaped.get("required", []), self.key]))
         return shaped
 
 

@@ -144,4 +144,5 @@ def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | 
     return None
 
 
+from tests.alerting import alerting  # noqa: E402, F401  # the `alerting` pipeline, once a session
 from tests.postgres import postgres  # noqa: E402, F401  # the `postgres` fixture

@@ -23,6 +23,7 @@ import yaml
 
 from fake_snyk import DEFAULT_TOKEN, FakeSnyk, Fault, seed_demo_data
 from tests.meltano_project import ROOT, meltano_env, run_meltano
+from tests.ocsf import invalid_events
 from tests.postgres import PostgresSchema
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -142,7 +143,7 @@ def test_dbt_build_passes(built: Built) -> None:
 
 def test_every_model_is_built_and_every_test_passes(built: Built) -> None:
     kinds = {r["unique_id"].split(".")[0] for r in built.results}
-    assert kinds == {"model", "test"}
+    assert kinds == {"model", "seed", "test", "unit_test"}
     failed = [
         (r["unique_id"], r["status"])
         for r in built.results
@@ -247,6 +248,16 @@ def test_the_audit_tables_are_fresh(built: Built) -> None:
     assert "PASS freshness of snyk.org_audit_logs" in freshness.stdout
 
 
+def test_every_ocsf_event_is_valid_for_its_class(built: Built) -> None:
+    documents = [document for (document,) in built.query(
+        f"select ocsf from {built.marts}.snyk_ocsf_events"
+    )]  # fmt: skip
+    assert len(documents) == built.value(
+        f"select count(*) from {built.staging}.stg_snyk__audit_events"
+    )
+    assert invalid_events(documents) == {}
+
+
 @pytest.mark.parametrize("mart", MARTS)
 def test_every_column_of_each_mart_is_documented(built: Built, mart: str) -> None:
     documented = yaml.safe_load((ROOT / "transform/models/marts/_snyk__marts.yml").read_text())
@@ -320,6 +331,15 @@ def test_a_run_that_skipped_a_partition_marks_none_of_the_streams_rows_removed(
         f" where project_id = '{built.removed_project}'"
     )
     assert rows == built.value(f"select count(*) from {built.staging}.stg_snyk__projects")
+
+
+@ONLY_POSTGRES
+def test_alerts_say_their_actor_has_left_in_postgres(built: Built) -> None:
+    rows = built.query(
+        f"select actor_user_id = '{built.removed_user}', actor_has_left"
+        f" from {built.marts}.snyk_alerts where actor_user_id is not null"
+    )
+    assert set(rows) == {(True, True), (False, False)}
 
 
 @pytest.mark.parametrize("built", ["duckdb"], indirect=True)

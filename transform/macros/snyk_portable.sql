@@ -57,3 +57,16 @@
 {% macro duckdb__snyk_json_kind(value) -%}
     case json_type({{ value }}) when 'VARCHAR' then 'string' else lower(json_type({{ value }})) end
 {%- endmacro %}
+
+{#- Milliseconds since 1970-01-01 UTC of a timestamptz, as a bigint (OCSF's `time`). -#}
+{% macro snyk_epoch_ms(expr) -%}
+    {{ return(adapter.dispatch('snyk_epoch_ms')(expr)) }}
+{%- endmacro %}
+
+{% macro default__snyk_epoch_ms(expr) -%}
+    floor(extract(epoch from {{ expr }}) * 1000)::bigint
+{%- endmacro %}
+
+{% macro duckdb__snyk_epoch_ms(expr) -%}
+    epoch_ms({{ expr }})
+{%- endmacro %}

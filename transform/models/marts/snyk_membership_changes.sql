@@ -11,7 +11,7 @@ with changes as (
             when {{ snyk_matches('events.event', '(^|[.])sso([.]|$)') }} then 'sso_sync'
             else 'membership'
         end as change_kind,
-        coalesce(events.content ->> 'userPublicId', events.content ->> 'userId') as subject_user_id,
+        {{ snyk_subject_user_id('events') }} as subject_user_id,
         {{ snyk_content_role('events') }} as content_role
     from {{ ref('stg_snyk__audit_events') }} as events
     where {{ snyk_matches('events.event', '(^|[.])(users?|roles?|members?|memberships?|invites?)([.]|$)') }}
@@ -31,11 +31,8 @@ select
         as subject_name,
     coalesce(subjects.user_email, changes.content ->> 'email') as subject_email,
     subjects.has_left as subject_has_left,
-    coalesce(changes.content -> 'before' ->> 'role', changes.content ->> 'beforeRoleName')
-        as role_before,
-    coalesce(
-        changes.content -> 'after' ->> 'role', changes.content ->> 'afterRoleName', changes.content_role
-    ) as role_after,
+    {{ snyk_role_before('changes') }} as role_before,
+    coalesce({{ snyk_role_after('changes') }}, changes.content_role) as role_after,
 
     changes.org_id,
     changes.org_name,

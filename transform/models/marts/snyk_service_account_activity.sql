@@ -20,8 +20,7 @@ select
     activity.created,
     activity.event,
     activity.activity_kind,
-    coalesce(activity.content ->> 'serviceAccountPublicId', activity.content ->> 'serviceAccountId')
-        as service_account_id,
+    {{ snyk_service_account_id('activity') }} as service_account_id,
     {{ snyk_content_role('activity') }} as service_account_role,
 
     {{ snyk_actor_columns('activity') }},

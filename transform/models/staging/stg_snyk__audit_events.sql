@@ -49,6 +49,7 @@ select
     organizations.org_slug,
     -- Org events may come without their group: it is the org's.
     coalesce(events.group_id, organizations.group_id) as group_id,
+    groups.group_name,
 
     events.project_id,
     projects.project_name,
@@ -61,6 +62,8 @@ left join {{ ref('stg_snyk__users') }} as users
     on users.user_id = events.user_id
 left join {{ ref('stg_snyk__organizations') }} as organizations
     on organizations.org_id = events.org_id
+left join {{ ref('stg_snyk__groups') }} as groups
+    on groups.group_id = coalesce(events.group_id, organizations.group_id)
 left join {{ ref('stg_snyk__projects') }} as projects
     on projects.project_id = events.project_id
 left join {{ ref('stg_snyk__memberships') }} as org_members
