@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 from pathlib import Path
 
@@ -26,12 +27,31 @@ def test_every_plugin_resolves_with_meltano_hub_unreachable(tmp_path: Path) -> N
     assert target_postgres["port"] == 5432
 
 
-def test_each_loader_is_locked_and_declares_no_settings_of_its_own() -> None:
+def test_each_loader_is_locked_and_declares_only_settings_its_lock_lacks() -> None:
     for name, loader in LOADERS.items():
         lock = ROOT / "plugins" / "loaders" / f"{name}--{loader['variant']}.lock"
-        assert json.loads(lock.read_text())["name"] == name
-        assert "settings" not in loader, f"{name}: its settings belong to {lock.name}"
+        locked = json.loads(lock.read_text())
+        assert locked["name"] == name
+        own = {setting["name"] for setting in loader.get("settings", [])}
+        assert not own & {setting["name"] for setting in locked["settings"]}, (
+            f"{name}: those settings belong to {lock.name}"
+        )
         assert "namespace" not in loader, f"{name}: a namespace makes it custom, ignoring the lock"
+
+
+def test_the_loaders_log_only_warnings_and_errors(tmp_path: Path) -> None:
+    # target-duckdb reads its logging config from the file LOGGING_CONF_FILE names.
+    env = meltano_env(tmp_path, MELTANO_HUB_URL=UNREACHABLE_HUB)
+    target_duckdb = json.loads(run_meltano(env, "config", "print", "target-duckdb").stdout)
+    logging_conf = configparser.ConfigParser()
+    assert logging_conf.read(target_duckdb["logging_conf_file"])
+    [setting] = [
+        s for s in LOADERS["target-duckdb"]["settings"] if s["name"] == "logging_conf_file"
+    ]
+    assert setting["env"] == "LOGGING_CONF_FILE"
+    assert logging_conf["logger_root"]["level"] == "WARNING"
+    # target-postgres is built on the Singer SDK, which reads <PLUGIN>_LOGLEVEL.
+    assert LOADERS["target-postgres"]["env"]["TARGET_POSTGRES_LOGLEVEL"] == "WARNING"
 
 
 def test_the_settings_that_keep_the_loaders_exact_are_kept() -> None:
