@@ -1,21 +1,20 @@
-"""plugin/tap-snyk.yml: the same settings as `--about`, and it adds tap-snyk to a new project."""
+"""plugin/tap-snyk.yml: the same settings as `--about`, in a form Meltano Hub accepts.
+
+That it adds a working tap-snyk to a new Meltano project is tests/test_meltano_project.py's part
+(docs/meltano-project.md, run as written).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import yaml
 
-from tests.conftest import GROUP, ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events
-from tests.meltano_project import FOREIGN, ROOT, run_meltano
+from tests.meltano_project import ROOT
 
 DEFINITION = ROOT / "plugin" / "tap-snyk.yml"
 
@@ -157,48 +156,3 @@ def test_meltano_yml_declares_the_tap_as_the_definition_does() -> None:
     for field in ("namespace", "executable", "capabilities", "settings_group_validation"):
         assert tap[field] == plugin[field], field
     assert tap["settings"] == plugin["settings"]
-
-
-def test_the_definition_adds_a_working_tap_snyk_to_a_new_meltano_project(
-    tmp_path: Path, snyk_api: FakeSnyk
-) -> None:
-    now = datetime.now(timezone.utc)
-    snyk_api.add_org_events(ORG_A, make_events(20, start=now - timedelta(days=1), org_id=ORG_A))
-    snyk_api.add_group_events(GROUP, make_events(5, start=now - timedelta(days=1), group_id=GROUP))
-    project = tmp_path / "their-project"
-    project.mkdir()
-    # A project of someone else's: no plugin yet, no Meltano Hub, no telemetry.
-    (project / "meltano.yml").write_text(
-        "project_id: 6a7f1f0e-9f3c-4f53-8d7c-1f2e3d4c5b6a\n"
-        "send_anonymous_usage_stats: false\n"
-        "snowplow:\n  collector_endpoints: []\n"
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith((*FOREIGN, "MELTANO_"))},
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TAP_SNYK_API_URL": snyk_api.url,
-        "TAP_SNYK_API_TOKEN": TOKEN,
-        "TAP_SNYK_ORG_IDS": json.dumps([ORG_A]),
-        "TAP_SNYK_GROUP_IDS": json.dumps([GROUP]),
-    }
-
-    # As the README says: add it from the definition, point pip_url at a checkout, install.
-    run_meltano(
-        env,
-        *("add", "--plugin-type", "extractor", "tap-snyk", "--from-ref", str(DEFINITION)),
-        "--no-install",
-        project=project,
-    )
-    their_yml = project / "meltano.yml"
-    added = yaml.safe_load(their_yml.read_text())
-    pip_url = added["plugins"]["extractors"][0]["pip_url"]
-    their_yml.write_text(their_yml.read_text().replace(f"pip_url: {pip_url}", f"pip_url: {ROOT}"))
-    run_meltano(env, "install", project=project)
-    assert (project / ".meltano" / "extractors" / "tap-snyk" / "venv" / "bin" / "tap-snyk").exists()
-
-    result = run_meltano(env, "invoke", "tap-snyk", "--test", project=project)
-    output = result.stdout + result.stderr
-    assert f"OK   organization {ORG_A}: org_audit_logs readable" in output
-    assert f"OK   group {GROUP}: group_audit_logs readable" in output
-    assert "Connection check passed" in output
-    assert TOKEN not in output
