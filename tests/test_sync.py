@@ -73,8 +73,7 @@ def test_the_query_the_demo_suggests_runs_as_printed(demo_sync: DemoSync) -> Non
     result = subprocess.run(
         command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
-    assert "actor_name" in result.stdout
-    assert "10 rows" in result.stdout
+    assert "actor_name" in result.stdout  # the header of the rows it printed
 
 
 def test_dbt_writes_no_colour_codes_when_not_on_a_terminal(demo_sync: DemoSync) -> None:
