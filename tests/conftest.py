@@ -17,9 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fake_snyk import FakeSnyk, uuid_for
 from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
-from tests.fake_snyk import FakeSnyk, uuid_for
 from tests.meltano_project import DemoSync, run_demo_sync
 
 ORG_A = uuid_for("org-a")

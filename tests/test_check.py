@@ -6,8 +6,8 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from fake_snyk import FakeSnyk, make_events, uuid_for
 from tests.conftest import GROUP, ORG_A, ORG_B, run_cli, tap_config
-from tests.fake_snyk import FakeSnyk, make_events, uuid_for
 
 
 def check(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:

@@ -11,12 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The Python the linters check: the tap, the fake Snyk API, the tests, the scripts in Python.
+LINTED = ["tap_snyk", "fake_snyk", "tests", "scripts/plugin-definition"]
+
+
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "tap_snyk", "tests", "scripts/plugin-definition"],
-        ["ruff", "format", "--check", "tap_snyk", "tests", "scripts/plugin-definition"],
-        ["mypy", "tap_snyk"],
+        ["ruff", "check", *LINTED],
+        ["ruff", "format", "--check", *LINTED],
+        ["mypy", "tap_snyk", "fake_snyk"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from fake_snyk import SNYK_RATE_LIMITS, FakeSnyk, Fault, make_events, uuid_for
 from tap_snyk.fetching import FetchedPage, PageFetcher
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, bookmark, run_tap, tap_config
-from tests.fake_snyk import SNYK_RATE_LIMITS, FakeSnyk, Fault, make_events, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"

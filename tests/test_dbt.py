@@ -21,7 +21,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.fake_snyk import DEFAULT_TOKEN, FakeSnyk, Fault, seed_demo_data
+from fake_snyk import DEFAULT_TOKEN, FakeSnyk, Fault, seed_demo_data
 from tests.meltano_project import ROOT, meltano_env, run_meltano
 from tests.postgres import PostgresSchema
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, uuid_for
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TapRun, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, uuid_for
 from tests.test_lookups import LOOKUPS, seed
 
 

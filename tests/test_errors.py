@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
+from fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_cli, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -18,8 +18,7 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from tests.conftest import make_key_pair
-from tests.fake_snyk import (
+from fake_snyk import (
     CLIENT_ASSERTION_TYPE,
     FakeSnyk,
     Fault,
@@ -29,6 +28,7 @@ from tests.fake_snyk import (
     seed_demo_data,
     uuid_for,
 )
+from tests.conftest import make_key_pair
 
 VERSION = "2024-10-15"
 ORG = uuid_for("org-a")
@@ -364,7 +364,7 @@ def test_module_runs_a_command_against_seeded_data():
         [
             sys.executable,
             "-m",
-            "tests.fake_snyk",
+            "fake_snyk",
             "--port",
             "0",
             "--events",
@@ -411,7 +411,7 @@ def test_module_serves_with_the_latency_asked_for():
         "headers={'Authorization': 'token ' + os.environ['TAP_SNYK_API_TOKEN']})); "
         "sys.exit(0 if time.perf_counter() - began >= 0.3 else 1)"
     )
-    fake = [sys.executable, "-m", "tests.fake_snyk", "--port", "0", "--latency", "0.3"]
+    fake = [sys.executable, "-m", "fake_snyk", "--port", "0", "--latency", "0.3"]
     done = subprocess.run(
         [*fake, "--", sys.executable, "-c", probe],
         cwd=Path(__file__).parents[1],
@@ -822,7 +822,7 @@ def test_an_access_token_expires_and_can_be_revoked(oauth: FakeSnyk) -> None:
 
 def test_module_hands_a_command_an_oauth_service_account():
     done = subprocess.run(
-        [sys.executable, "-m", "tests.fake_snyk", "--port", "0", "--events", "30", "--oauth",
+        [sys.executable, "-m", "fake_snyk", "--port", "0", "--events", "30", "--oauth",
          "--token-lifetime", "2", "--", sys.executable, "-m", "tap_snyk", "--config", "ENV",
          "--test"],
         cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120, check=False,

@@ -16,10 +16,10 @@ from email.utils import format_datetime
 import pytest
 import requests
 
+from fake_snyk import FakeSnyk, Fault, make_events
 from tap_snyk.retries import RequestRateLimiter, server_wait
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, make_events
 from tap_snyk.settings import SettingsError, SnykSettings
 from tests.conftest import ORG_A, ORG_B, TOKEN, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
 from tests.meltano_project import meltano_env, run_meltano
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

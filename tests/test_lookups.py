@@ -6,9 +6,9 @@ import copy
 import json
 from datetime import datetime, timedelta, timezone
 
+from fake_snyk import FakeSnyk, Fault, make_events, make_members, make_projects, uuid_for
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events, make_members, make_projects, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 LOOKUPS = ("organizations", "group_memberships", "org_memberships", "projects")

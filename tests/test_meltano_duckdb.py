@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tests.conftest import GROUP, ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tests.meltano_project import ROOT, meltano_env, run_meltano, visible
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

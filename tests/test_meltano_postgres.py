@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from fake_snyk import FakeSnyk, make_events, parse_rfc3339
 from tests.conftest import GROUP, ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events, parse_rfc3339
 from tests.meltano_project import meltano_env, run_meltano, visible
 from tests.postgres import PostgresSchema
 

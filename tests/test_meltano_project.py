@@ -23,8 +23,8 @@ import duckdb
 import pytest
 import yaml
 
+from fake_snyk import FakeSnyk, make_events, make_members, make_projects, uuid_for
 from tests.conftest import ORG_A, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tests.meltano_project import FOREIGN, ROOT, meltano, visible
 
 DOCS = ROOT / "docs"
@@ -172,6 +172,15 @@ def test_the_run_loads_every_event_into_schema_snyk(
 
 def test_the_look_command_prints_the_events_by_type(project: Walkthrough) -> None:
     assert "org.user.add" in project.printed[-1]
+
+
+def test_the_fake_api_starts_from_the_projects_tap_and_serves_the_check(
+    project: Walkthrough,
+) -> None:
+    project.follow(section(DOCS / "meltano-project.md", "Try it without a Snyk account"), {})
+    # The demo's org, not the walkthrough's: fake-snyk's settings reached the tap.
+    assert f"OK   organization {uuid_for('demo-org-0')}" in project.printed[-1]
+    assert "Connection check passed" in project.printed[-1]
 
 
 def test_the_queries_of_the_loaders_page_run_on_what_the_walkthrough_loaded(

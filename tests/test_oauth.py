@@ -16,8 +16,8 @@ import duckdb
 import jwt
 import pytest
 
+from fake_snyk import CLIENT_ASSERTION_TYPE, FakeSnyk, Fault, make_events
 from tests.conftest import ORG_A, KeyPair, oauth_config, run_cli, run_tap
-from tests.fake_snyk import CLIENT_ASSERTION_TYPE, FakeSnyk, Fault, make_events
 from tests.meltano_project import ROOT, meltano, meltano_env
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -1,10 +1,13 @@
-"""The package as others install it: `python -m tap_snyk`, its version, licence and classifiers."""
+"""The package as others install it: `python -m tap_snyk`, its version, licence and classifiers,
+and the fake Snyk API it ships (`fake-snyk`), which must run outside this repository."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import tomllib
@@ -62,3 +65,40 @@ def test_changelog_has_a_section_for_the_version_of_pyproject() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in changelog
     assert f"## [{PROJECT['version']}]" in changelog
+
+
+def test_fake_snyk_from_the_wheel_serves_a_command_run_in_an_empty_folder(tmp_path: Path) -> None:
+    wheels, venv, empty = tmp_path / "wheels", tmp_path / "venv", tmp_path / "empty"
+    empty.mkdir()
+    pip = [sys.executable, "-m", "pip", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, ROOT], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=60)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [*pip, "--python", python, "install", "--no-deps", *wheels.glob("*.whl")],
+        check=True,
+        timeout=120,
+    )
+    # PyJWT, the fake's one dependency, comes from the tests' venv (no network needed); a path in
+    # a .pth file, unlike a site directory, does not run that venv's own .pth files, which would
+    # put this repository on sys.path.
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "tests-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = (
+        "import os, urllib.request as u, fake_snyk; "
+        "r = u.urlopen(u.Request(os.environ['TAP_SNYK_API_URL'] + '/rest/self?version=2024-10-15', "
+        "headers={'Authorization': 'token ' + os.environ['TAP_SNYK_API_TOKEN']})); "
+        "print(r.status, fake_snyk.__file__)"
+    )
+    done = subprocess.run(
+        [venv / "bin" / "fake-snyk", "--port", "0", "--", python, "-c", probe],
+        cwd=empty,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["200", str(site / "fake_snyk" / "__init__.py")]
+    assert "TAP_SNYK_API_URL=http://127.0.0.1:" in done.stderr

@@ -19,8 +19,8 @@ import duckdb
 import pytest
 import yaml
 
+from fake_snyk import FakeSnyk, make_events
 from tests.conftest import ORG_A, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events
 from tests.meltano_project import DemoSync, visible
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, make_events
 from tap_snyk.records import EventIdentities, normalized_item
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

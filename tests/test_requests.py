@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from fake_snyk import FakeSnyk, make_events, uuid_for
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 from tests.test_check import check, report
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, make_events
 from tap_snyk.tap import TapSnyk
 from tests.conftest import ORG_A, KeyPair, run_cli, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SECRET = "snyk-secret-token-4f9d2c"

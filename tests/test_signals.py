@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 from tests.conftest import ORG_A, ORG_B, bookmark, tap_config
-from tests.fake_snyk import FakeSnyk, Fault, make_events, uuid_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

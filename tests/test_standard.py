@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tap_snyk.tap import TapSnyk
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN
-from tests.fake_snyk import FakeSnyk, make_events, make_members, make_projects
 
 # The SDK builds its test class from a config at import time, so this module's fake API starts
 # here and is stopped by the fixture below when the module's tests are done.

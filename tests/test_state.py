@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_snyk import FakeSnyk, make_events
 from tests.conftest import GROUP, ORG_A, ORG_B, bookmark, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from fake_snyk import FakeSnyk, format_created, make_events
 from tap_snyk.windows import MAX_WINDOWS, split_after_first_page
 from tests.conftest import ORG_A, ORG_B, run_tap, tap_config
-from tests.fake_snyk import FakeSnyk, format_created, make_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"
