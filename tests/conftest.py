@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_snyk import FakeSnyk, uuid_for
 from tap_snyk.errors import SnykError
 from tap_snyk.tap import TapSnyk
+from tests.meltano_project import DemoSync, run_demo_sync
 
 ORG_A = uuid_for("org-a")
 ORG_B = uuid_for("org-b")
@@ -146,3 +147,9 @@ def bookmark(state: dict[str, Any], stream: str, key: str, value: str) -> str | 
 
 from tests.alerting import alerting  # noqa: E402, F401  # the `alerting` pipeline, once a session
 from tests.postgres import postgres  # noqa: E402, F401  # the `postgres` fixture
+
+
+@pytest.fixture(scope="session")
+def demo_sync(tmp_path_factory: pytest.TempPathFactory) -> DemoSync:
+    """One `scripts/sync --demo` for the session: what it printed, and its DuckDB file."""
+    return run_demo_sync(tmp_path_factory.mktemp("demo-sync"))

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,35 @@ def run_meltano(
 def visible(events: list[dict]) -> list[dict]:
     """The events a search returns when it names no `events`: Snyk hides api.access."""
     return [e for e in events if e["event"] != "api.access"]
+
+
+@dataclass(frozen=True)
+class DemoSync:
+    """What `scripts/sync --demo` printed, and the DuckDB file it loaded and built."""
+
+    stdout: str
+    stderr: str
+    database: Path
+
+
+def run_demo_sync(work: Path) -> DemoSync:
+    """`scripts/sync --demo` as a newcomer runs it, its state, database and dbt files in `work`."""
+    database = work / "fake.duckdb"
+    env = meltano_env(
+        work,
+        TARGET_DUCKDB_PATH=str(database),
+        DBT_DUCKDB_PATH=str(database),
+        DBT_TARGET_PATH=str(work / "dbt-target"),
+        DBT_LOG_PATH=str(work / "dbt-logs"),
+    )
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "sync"), "--demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return DemoSync(result.stdout, result.stderr, database)

@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 #: The Python the linters check: the tap, the fake Snyk API, the tests, the scripts in Python.
-LINTED = ["tap_snyk", "fake_snyk", "tests", "scripts/plugin-definition", "scripts/new-alerts"]
+LINTED = [
+    *("tap_snyk", "fake_snyk", "tests"),
+    *("scripts/plugin-definition", "scripts/summary", "scripts/doc-tables", "scripts/new-alerts"),
+]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ published late and new events); each test checks one thing about what PostgreSQL
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Scenario:
     loaded: list[dict[str, Rows]] = field(default_factory=list)
     event_ids: list[dict[str, list[str]]] = field(default_factory=list)
     bookmarks: list[dict[str, str]] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)  # what each `meltano run` printed
 
 
 def canonical(content: Any) -> str | None:
@@ -130,7 +132,8 @@ def scenario(
         result = Scenario(postgres, {table: [] for table in TABLES})
         for run in range(1, RUNS + 1):
             publish(api, result, run)
-            run_meltano(env, "run", "tap-snyk", "target-postgres")
+            ran = run_meltano(env, "run", "tap-snyk", "target-postgres")
+            result.stderr.append(ran.stderr)
             result.expected.append(
                 {
                     "org_audit_logs": expected_rows(result.events["org_audit_logs"], org_id=ORG_A),
@@ -237,3 +240,11 @@ def test_meltano_state_advances_with_each_run(scenario: Scenario) -> None:
     for before, after in zip(scenario.bookmarks, scenario.bookmarks[1:], strict=False):
         for table in TABLES:
             assert after[table] > before[table], table
+
+
+def test_the_loader_prints_nothing_at_the_default_log_level(scenario: Scenario) -> None:
+    # At INFO, target-postgres prints each INSERT statement and METRIC lines (meltano.yml's
+    # singer_sdk_log_config keeps warnings and errors only).
+    for stderr in scenario.stderr:
+        assert "target-postgres" in stderr  # Meltano names the job
+        assert not re.search(r"\] target-postgres\s", stderr)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.meltano_project import ROOT, meltano_env, run_meltano
@@ -26,18 +28,57 @@ def test_every_plugin_resolves_with_meltano_hub_unreachable(tmp_path: Path) -> N
     assert target_postgres["port"] == 5432
 
 
-def test_each_loader_is_locked_and_declares_no_settings_of_its_own() -> None:
+def test_each_loader_is_locked_and_declares_only_settings_its_lock_lacks() -> None:
     for name, loader in LOADERS.items():
         lock = ROOT / "plugins" / "loaders" / f"{name}--{loader['variant']}.lock"
-        assert json.loads(lock.read_text())["name"] == name
-        assert "settings" not in loader, f"{name}: its settings belong to {lock.name}"
+        locked = json.loads(lock.read_text())
+        assert locked["name"] == name
+        own = {setting["name"] for setting in loader.get("settings", [])}
+        assert not own & {setting["name"] for setting in locked["settings"]}, (
+            f"{name}: those settings belong to {lock.name}"
+        )
         assert "namespace" not in loader, f"{name}: a namespace makes it custom, ignoring the lock"
 
 
-def test_the_settings_that_keep_the_loaders_exact_are_kept() -> None:
-    duckdb = LOADERS["target-duckdb"]
-    # 0.8.0 with a newer DuckDB, or without metadata columns, drops a row per batch.
-    assert duckdb["pip_url"].split() == ["target-duckdb==0.8.0", "duckdb==1.2.2"]
-    assert duckdb["config"]["add_metadata_columns"] is True
-    # Without a UTC session, PostgreSQL shifts `created` by its own time zone.
-    assert LOADERS["target-postgres"]["env"]["PGTZ"] == "UTC"
+#: Each loader's logging config: the setting that names it (and the variable it becomes), and how
+#: the loader reads it. Meltano writes configs of its own at its level (INFO); these replace them.
+LOGGING_CONFIGS = {
+    "target-duckdb": (
+        "logging_conf_file",
+        "LOGGING_CONF_FILE",
+        "import logging.config, sys; logging.config.fileConfig(sys.argv[1])",
+    ),
+    "target-postgres": (
+        "singer_sdk_log_config",
+        "SINGER_SDK_LOG_CONFIG",
+        "import logging.config, sys, yaml;"
+        " logging.config.dictConfig(yaml.safe_load(open(sys.argv[1])))",
+    ),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(LOGGING_CONFIGS))
+def test_each_loader_logs_only_warnings_and_errors(loader: str, tmp_path: Path) -> None:
+    setting, variable, configure = LOGGING_CONFIGS[loader]
+    [declared] = [s for s in LOADERS[loader]["settings"] if s["name"] == setting]
+    assert declared["env"] == variable
+    env = meltano_env(tmp_path, MELTANO_HUB_URL=UNREACHABLE_HUB)
+    path = json.loads(run_meltano(env, "config", "print", loader).stdout)[setting]
+    # The config as the loader's own Python reads it: an INFO line is dropped, a WARNING kept.
+    python = ROOT / ".meltano" / "loaders" / loader / "venv" / "bin" / "python"
+    logged = subprocess.run(
+        [
+            str(python),
+            "-c",
+            # A logger set to INFO in code, as the SDK sets its METRIC logger: still dropped.
+            f"{configure}; import logging; x = logging.getLogger('x'); x.setLevel(logging.INFO);"
+            " x.info('an INFO line'); x.warning('a WARNING line')",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stderr
+    assert "a WARNING line" in logged
+    assert "an INFO line" not in logged
