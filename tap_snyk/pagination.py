@@ -57,13 +57,15 @@ class Span:
     """The time an audit-log search covers: `from` inclusive, `to` exclusive (None: up to now).
 
     `resume_at`: items created before it were read already (a search that goes on after a second
-    asked again); `recount`: this search asks a second again.
+    asked again); `recount`: this search asks a second again; `windows`: how many time windows
+    its first page cuts off when it shows the search busy (`windows.py`).
     """
 
     start: datetime
     end: datetime | None
     resume_at: datetime | None = None
     recount: Recount | None = None
+    windows: int = 1
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tap_snyk.fetching import FetchedPage
 from tap_snyk.pagination import FirstPage, HeldPage, NextPage, Recount, Span, created_of
 from tap_snyk.records import parse_timestamp
 from tap_snyk.settings import rfc3339
-from tap_snyk.windows import split_after_first_page
+from tap_snyk.windows import MAX_WINDOWS, split_after_first_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -188,19 +188,27 @@ class AuditLogSearches:
         )
 
     def _windows(self, span: Span, items: list[Any]) -> FetchedPage | None:
-        """A first page that splits the rest of its search into windows, if that pays."""
+        """A first page that splits the rest of its search into windows, if that pays.
+
+        The windows are searches of their own, cut from one when busy; the rest after them cuts
+        twice as many as this search did when its own first page shows it busy too.
+        """
         created = [_moment(item) for item in items]
         if None in created:
             return None  # an item without a readable time: its search is read as it comes
         moments: list[datetime] = [moment for moment in created if moment is not None]
-        split = split_after_first_page(moments, span.start, span.end, datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        split = split_after_first_page(moments, span.start, span.end, now, windows=span.windows)
         if split is None:
             return None
-        ends = [*split.starts[1:], span.end]
+        *starts, rest = split.starts
         windows = [
-            FirstPage(Span(start, end)) for start, end in zip(split.starts, ends, strict=True)
+            FirstPage(Span(start, end)) for start, end in zip(starts, split.starts[1:], strict=True)
         ]
-        return FetchedPage(items[: split.kept], then=list(windows))
+        doubled = min(2 * span.windows, MAX_WINDOWS)
+        return FetchedPage(
+            items[: split.kept], then=[*windows, FirstPage(Span(rest, span.end, windows=doubled))]
+        )
 
     def _warn_repeat(self, subject: str, count: int, stamps: set[Any]) -> None:
         self.logger.warning(
