@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fake_snyk import FakeSnyk, make_events, uuid_for
+from fake_snyk import FakeSnyk, format_created, make_events, uuid_for
 from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, run_tap, tap_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -227,4 +227,29 @@ def test_identical_events_on_both_sides_of_a_page_boundary_are_all_kept(
     twins = [r for r in run.records("org_audit_logs") if r["event"] == "x.y"]
     assert len(twins) == 3
     assert len({r["event_id"] for r in twins}) == 3  # #1, #2, #3
+    assert not [r for r in caplog.records if "ended the page before" in r.getMessage()]
+
+
+@pytest.mark.parametrize("concurrent_requests", [1, 8])
+def test_more_than_a_page_of_one_millisecond_with_identical_events_is_exact_and_warns_of_nothing(
+    snyk_api: FakeSnyk, caplog: pytest.LogCaptureFixture, concurrent_requests: int
+) -> None:
+    before = visible(make_events(30, start=NOW - timedelta(days=2), org_id=ORG_A, seed=3))[:12]
+    stamp = format_created(NOW - timedelta(days=1))
+    # 25 events of one millisecond, some identical (a scan's bulk changes): 2.5 pages of 10.
+    tie = [
+        {"content": {"n": n % 7}, "created": stamp, "event": "org.project.ignore.create"}
+        for n in range(25)
+    ]
+    after = visible(make_events(30, start=NOW - timedelta(hours=20), org_id=ORG_A, seed=4))[:13]
+    snyk_api.add_org_events(ORG_A, [*before, *tie, *after])
+    config = tap_config(snyk_api, page_size=10, concurrent_requests=1)
+    one_by_one = run_tap(config)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap({**config, "concurrent_requests": concurrent_requests})
+    assert run.exit_code == one_by_one.exit_code == 0
+    assert len(run.records("org_audit_logs")) == 50
+    assert run.records("org_audit_logs") == one_by_one.records("org_audit_logs")
+    ids = [r["event_id"] for r in run.records("org_audit_logs")]
+    assert len(set(ids)) == 50
     assert not [r for r in caplog.records if "ended the page before" in r.getMessage()]
