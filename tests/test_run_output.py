@@ -36,7 +36,10 @@ def demo_api() -> Iterator[tuple[FakeSnyk, dict[str, Any]]]:
 
 
 def run_process(
-    tmp_path: Path, config: dict[str, Any], env: dict[str, str] | None = None
+    tmp_path: Path,
+    config: dict[str, Any],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -48,6 +51,7 @@ def run_process(
         timeout=120,
         check=False,
         env={**environment, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -166,3 +170,24 @@ def test_a_quiet_run_prints_no_progress(
         run = run_tap(tap_config(snyk_api))
     assert run.exit_code == 0
     assert not [r for r in caplog.records if r.getMessage().startswith("After ")]
+
+
+def test_the_docs_logging_config_writes_the_metrics_to_a_file_and_the_console_stays_quiet(
+    demo_api: tuple[FakeSnyk, dict[str, Any]], tmp_path: Path
+) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "troubleshooting.md").read_text()
+    config_text = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "singer_sdk.metrics" in config_text
+    (tmp_path / "metrics.logging.yml").write_text(config_text)
+    _, config = demo_api
+    # The config names its file relative to where the tap runs: here, tmp_path.
+    result = run_process(
+        tmp_path, config, env={"SINGER_SDK_LOG_CONFIG": "metrics.logging.yml"}, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "METRIC" not in result.stderr
+    assert len(result.stderr.splitlines()) <= 30
+    metrics = (tmp_path / "tap-snyk-metrics.log").read_text().splitlines()
+    assert metrics
+    points = [json.loads(line.split("METRIC: ", 1)[1]) for line in metrics]
+    assert {"http_request_duration", "record_count"} <= {point["metric"] for point in points}
