@@ -7,6 +7,7 @@ faults (5xx, resets, timeouts, cut-off bodies) get exponential backoff with jitt
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -23,6 +24,9 @@ FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 60.0
 #: No server-given wait is obeyed beyond this (a broken header must not stall a job for hours).
 MAX_SERVER_WAIT = 300.0
+#: The rate limit's minute, a quarter of a second longer than Snyk's: a request reaches Snyk a
+#: little after it leaves, by a time that varies, and the ceiling must hold as Snyk counts too.
+MINUTE = 60.25
 
 
 def server_wait(response: requests.Response | None, *, now: float | None = None) -> float | None:
@@ -68,12 +72,16 @@ def wait_times(
 class RequestRateLimiter:
     """At most `per_minute` requests in any 60 seconds, across every thread of the tap.
 
-    With `per_second`, requests are also spaced evenly, that many a second, so that they are
-    spread over the minute rather than sent in bursts. After a 429, `pause()` holds back every
-    request until the server's wait is over: every worker waits it out once, together.
+    With `per_second`, requests are also spaced evenly, `1 / per_second` seconds apart, so that
+    they are spread over the minute rather than sent in bursts. After a 429, `pause()` holds
+    back every request until the server's wait is over; then they go on from the pause's end at
+    the same spacing as before it, never all at once. The minute counts the moments requests
+    were really sent, so a request that goes late never lets the next ones crowd a minute.
 
-    Each request reserves the earliest moment the limits allow, then sleeps until then outside
-    the lock, so threads waiting their turn do not hold each other up.
+    Requests wait in one line, first come first served. Each works out its moment from its
+    place in the line, the requests sent, and the pause, sleeps until then outside the lock (so
+    threads waiting their turn do not hold each other up), and looks again: a pause, or a request
+    ahead that left the line, may have moved it.
     """
 
     def __init__(
@@ -86,33 +94,72 @@ class RequestRateLimiter:
     ) -> None:
         self.per_minute = per_minute
         self.per_second = per_second
+        self._spacing = 1.0 / per_second if per_second else 0.0
         self._clock = clock
         self._sleep = sleep
-        # The moments the latest requests were (or will be) sent, oldest first.
+        # The moments the latest requests were sent, oldest first.
         self._sent: deque[float] = deque(maxlen=per_minute)
-        self._paused_until = 0.0
+        # The earliest moment of the next request by the spacing alone.
+        self._next = -math.inf
+        self._paused_until = -math.inf
+        self._line: list[object] = []  # a token for each request waiting, first come first
         self._lock = threading.Lock()
 
-    def wait_for_turn(self) -> float:
-        """Block until a request may go; return the seconds waited."""
+    def wait_for_turn(self, stop_if_cancelled: Callable[[], None] = lambda: None) -> float:
+        """Block until a request may go; return the seconds waited.
+
+        `stop_if_cancelled` is called after each sleep: what it raises takes the request out of
+        the line, so a worker whose work was cancelled holds no one up.
+        """
+        began = self._clock()
+        place = object()
         with self._lock:
-            now = self._clock()
-            turn = max(now, self._paused_until)
-            if len(self._sent) >= self.per_minute:
-                turn = max(turn, self._sent[-self.per_minute] + 60.0)
-            if self.per_second and self._sent:
-                # Evenly spaced, not a burst at the start of each second.
-                turn = max(turn, self._sent[-1] + 1.0 / self.per_second)
-            self._sent.append(turn)
-        waited = 0.0
-        while (pause := turn - self._clock()) > 0:
-            self._sleep(pause)
-            waited += pause
-            with self._lock:  # a 429 met meanwhile holds this request back too
-                turn = max(turn, self._paused_until)
-        return waited
+            self._line.append(place)
+        try:
+            while (wait := self._take_turn(place)) > 0:
+                self._sleep(wait)
+                stop_if_cancelled()
+        finally:
+            with self._lock:
+                if place in self._line:  # cancelled, or interrupted while asleep
+                    self._line.remove(place)
+        return self._clock() - began
 
     def pause(self, seconds: float) -> None:
         """Hold back every request for `seconds` from now (a 429's wait), unless already longer."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _take_turn(self, place: object) -> float:
+        """Send the request at `place` now if its moment has come (0.0); else how long to wait."""
+        with self._lock:
+            now = self._clock()
+            moment = self._moment(self._line.index(place))
+            if moment > now:
+                return moment - now
+            self._line.remove(place)
+            self._sent.append(now)
+            # A request that wakes a little late (a busy interpreter) keeps the next one on the
+            # grid, so that late wake-ups do not slow the pace; one later than that starts the
+            # grid again from now. Either way requests stay at least 3/4 of the spacing apart.
+            on_grid = now - moment <= self._spacing / 4
+            self._next = (moment if on_grid else now) + self._spacing
+            return 0.0
+
+    def _moment(self, position: int) -> float:
+        """The earliest moment the request at `position` in the line may go; the lock is held.
+
+        Those ahead of it go first, each at its own earliest moment.
+        """
+        ahead: list[float] = []
+        moment = self._next
+        for place in range(position + 1):
+            moment = max(self._paused_until, ahead[-1] + self._spacing if ahead else self._next)
+            # The `per_minute`-th request before this one must have left the minute.
+            back = self.per_minute - place
+            if back <= 0:
+                moment = max(moment, ahead[place - self.per_minute] + MINUTE)
+            elif len(self._sent) >= back:
+                moment = max(moment, self._sent[-back] + MINUTE)
+            ahead.append(moment)
+        return moment
