@@ -79,9 +79,9 @@ class RequestRateLimiter:
     were really sent, so a request that goes late never lets the next ones crowd a minute.
 
     Requests wait in one line, first come first served. Each works out its moment from its
-    place in the line, the requests sent, and the pause, sleeps until then outside the lock (so
-    threads waiting their turn do not hold each other up), and looks again: a pause, or a request
-    ahead that left the line, may have moved it.
+    place in the line, the requests sent and the pause, sleeps until then outside the lock (so
+    threads waiting their turn do not hold each other up), and looks again when it wakes: a 429
+    met meanwhile has moved it, and every request behind it, to after the pause.
     """
 
     def __init__(
@@ -102,27 +102,27 @@ class RequestRateLimiter:
         # The earliest moment of the next request by the spacing alone.
         self._next = -math.inf
         self._paused_until = -math.inf
-        self._line: list[object] = []  # a token for each request waiting, first come first
+        self._line: list[object] = []  # a ticket for each request waiting, first come first
         self._lock = threading.Lock()
 
     def wait_for_turn(self, stop_if_cancelled: Callable[[], None] = lambda: None) -> float:
         """Block until a request may go; return the seconds waited.
 
         `stop_if_cancelled` is called after each sleep: what it raises takes the request out of
-        the line, so a worker whose work was cancelled holds no one up.
+        the line, so a worker whose work was cancelled takes no turn.
         """
         began = self._clock()
-        place = object()
+        ticket = object()
         with self._lock:
-            self._line.append(place)
+            self._line.append(ticket)
         try:
-            while (wait := self._take_turn(place)) > 0:
+            while (wait := self._take_turn(ticket)) > 0:
                 self._sleep(wait)
                 stop_if_cancelled()
         finally:
             with self._lock:
-                if place in self._line:  # cancelled, or interrupted while asleep
-                    self._line.remove(place)
+                if ticket in self._line:  # cancelled, or interrupted while asleep
+                    self._line.remove(ticket)
         return self._clock() - began
 
     def pause(self, seconds: float) -> None:
@@ -130,14 +130,14 @@ class RequestRateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def _take_turn(self, place: object) -> float:
-        """Send the request at `place` now if its moment has come (0.0); else how long to wait."""
+    def _take_turn(self, ticket: object) -> float:
+        """Let the request of `ticket` go if its moment has come (0.0); else how long to wait."""
         with self._lock:
             now = self._clock()
-            moment = self._moment(self._line.index(place))
+            moment = self._moment(self._line.index(ticket))
             if moment > now:
                 return moment - now
-            self._line.remove(place)
+            self._line.remove(ticket)
             self._sent.append(now)
             # A request that wakes a little late (a busy interpreter) keeps the next one on the
             # grid, so that late wake-ups do not slow the pace; one later than that starts the
@@ -151,15 +151,14 @@ class RequestRateLimiter:
 
         Those ahead of it go first, each at its own earliest moment.
         """
-        ahead: list[float] = []
-        moment = self._next
-        for place in range(position + 1):
-            moment = max(self._paused_until, ahead[-1] + self._spacing if ahead else self._next)
+        moments: list[float] = []  # of the requests ahead of it, then its own
+        for n in range(position + 1):
+            moment = max(self._paused_until, moments[-1] + self._spacing if n else self._next)
             # The `per_minute`-th request before this one must have left the minute.
-            back = self.per_minute - place
+            back = self.per_minute - n
             if back <= 0:
-                moment = max(moment, ahead[place - self.per_minute] + MINUTE)
+                moment = max(moment, moments[n - self.per_minute] + MINUTE)
             elif len(self._sent) >= back:
                 moment = max(moment, self._sent[-back] + MINUTE)
-            ahead.append(moment)
-        return moment
+            moments.append(moment)
+        return moments[-1]
