@@ -116,8 +116,10 @@ class RequestRateLimiter:
         with self._lock:
             self._line.append(ticket)
         try:
-            while (wait := self._take_turn(ticket)) > 0:
+            slept = False
+            while (wait := self._take_turn(ticket, woke=slept)) > 0:
                 self._sleep(wait)
+                slept = True
                 stop_if_cancelled()
         finally:
             with self._lock:
@@ -130,8 +132,11 @@ class RequestRateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def _take_turn(self, ticket: object) -> float:
-        """Let the request of `ticket` go if its moment has come (0.0); else how long to wait."""
+    def _take_turn(self, ticket: object, *, woke: bool) -> float:
+        """Let the request of `ticket` go if its moment has come (0.0); else how long to wait.
+
+        `woke`: the request slept to its moment (else it came when the limiter was idle).
+        """
         with self._lock:
             now = self._clock()
             moment = self._moment(self._line.index(ticket))
@@ -139,11 +144,12 @@ class RequestRateLimiter:
                 return moment - now
             self._line.remove(ticket)
             self._sent.append(now)
-            # A request that wakes a little late (a busy interpreter) keeps the next one on the
-            # grid, so that late wake-ups do not slow the pace; one later than that starts the
-            # grid again from now. Either way requests stay at least 3/4 of the spacing apart.
-            on_grid = now - moment <= self._spacing / 4
-            self._next = (moment if on_grid else now) + self._spacing
+            # A request whose thread woke late (a busy interpreter) holds back the next one by
+            # at most half the spacing, so that late wake-ups do not slow the pace; yet no two
+            # requests go closer than half the spacing, and no second holds more than
+            # `per_second` + 1. One that came to an idle limiter sets the pace from now.
+            since = max(moment, now - self._spacing / 2) if woke else now
+            self._next = since + self._spacing
             return 0.0
 
     def _moment(self, position: int) -> float:

@@ -121,6 +121,7 @@ def most_in_any_window(moments: list[float], seconds: float, *, closed: bool = F
 
 
 def gaps(moments: list[float]) -> list[float]:
+    """The time between each moment and the next."""
     return [b - a for a, b in itertools.pairwise(sorted(moments))]
 
 
@@ -168,6 +169,22 @@ def test_the_minute_counts_when_a_request_went_not_when_it_was_due() -> None:
     assert went == [0.0, 0.0, MINUTE + 30.0, MINUTE + 30.0]
     limiter.wait_for_turn()
     assert now[0] == 2 * MINUTE + 30.0
+
+
+def test_a_request_that_goes_late_is_caught_up_with_never_closer_than_half_the_spacing() -> None:
+    now = [0.0]
+    overruns = itertools.cycle([0.125, 0.0])  # every other wake-up comes half a spacing late
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds + next(overruns)
+
+    limiter = RequestRateLimiter(600, per_second=4, clock=lambda: now[0], sleep=sleep)
+    went = []
+    for _ in range(9):
+        limiter.wait_for_turn()
+        went.append(now[0])
+    assert went[-1] == 2.0  # four a second, as if every thread woke on time
+    assert gaps(went) == [0.375, 0.125] * 4
 
 
 def test_a_cancelled_request_leaves_the_line_and_takes_no_turn() -> None:
@@ -225,7 +242,7 @@ def test_the_tap_keeps_its_pace_through_a_429_with_many_requests_waiting() -> No
         assert not api.faults  # the 429 was answered
     assert run.exit_code == 0
     assert max(gaps(received)) > 0.9  # the pause
-    # Never closer than half the spacing, after the pause too (the rest is the way from the
-    # tap to the server, which varies on a busy machine).
-    assert min(gaps(received)) >= 0.1
+    # The tap sends them at least half the spacing apart, after the pause too; a quarter is
+    # left for the way from the tap to the server, which varies on a busy machine.
+    assert min(gaps(received)) >= 0.05
     assert most_in_any_window(received, 1.0) <= 5 + 1
