@@ -150,7 +150,7 @@ class SnykApi:
 
         def paced(*args: Any, **kwargs: Any) -> requests.Response:
             stop_if_cancelled()  # a worker whose run ended sends nothing more, retries included
-            limiter.wait_for_turn(stop_if_cancelled)  # nor waits on in line for its turn
+            limiter.wait_for_turn(stop_if_cancelled)  # nor stays in line for a turn once cancelled
             stats.count(sent=1)
             try:
                 return send(*args, **kwargs)
