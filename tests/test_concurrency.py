@@ -7,6 +7,7 @@ requests really overlap. Speed itself is the benchmark's business, never asserte
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -34,6 +35,22 @@ ORGS = [uuid_for(f"busy-org-{n}") for n in range(6)]
 
 def event_ids(run: Any, stream: str = "org_audit_logs") -> list[str]:
     return [r["event_id"] for r in run.records(stream)]
+
+
+def by_partition(run: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
+    """A stream's records per org or group, each partition's in the order written."""
+    partitions: dict[str, list[dict[str, Any]]] = {}
+    for record in run.records(stream):
+        partitions.setdefault(record.get("org_id") or record["group_id"], []).append(record)
+    return partitions
+
+
+def partitions_in_any_order(state: dict[str, Any]) -> dict[str, Any]:
+    """A STATE value with each stream's partitions sorted: the order they were written aside."""
+    state = copy.deepcopy(state)
+    for stream_state in state["bookmarks"].values():
+        stream_state.get("partitions", []).sort(key=lambda p: json.dumps(p["context"]))
+    return state
 
 
 @pytest.fixture
@@ -79,11 +96,16 @@ def test_concurrent_reading_writes_exactly_what_sequential_reading_writes(
     sequential = run_tap(config_for(slow_api, concurrent_requests=1))
     concurrent = run_tap(config_for(slow_api, concurrent_requests=8))
     assert concurrent.exit_code == sequential.exit_code == 0
-    for stream in ("org_audit_logs", "group_audit_logs", "organizations", "projects"):
-        assert concurrent.records(stream) == sequential.records(stream), stream
+    # Partitions are written as they are ready, each one's records in order.
+    for stream in ("org_audit_logs", "group_audit_logs", "projects"):
+        assert by_partition(concurrent, stream) == by_partition(sequential, stream), stream
+    assert concurrent.records("organizations") == sequential.records("organizations")
     ids = event_ids(concurrent)
     assert len(ids) == len(set(ids)) > 0
-    assert concurrent.final_state == sequential.final_state
+    assert sorted(ids) == sorted(event_ids(sequential))
+    assert partitions_in_any_order(concurrent.final_state) == partitions_in_any_order(
+        sequential.final_state
+    )
 
 
 def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) -> None:
@@ -103,20 +125,83 @@ def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) 
     assert slow_api.peak_in_flight > 1
 
 
-def test_a_worker_that_gives_up_ends_the_run_after_everything_before_it_was_written(
+def test_an_org_that_fails_ends_the_run_after_every_other_org_of_its_stream_was_written(
     slow_api: FakeSnyk,
 ) -> None:
-    failing = ORGS[3]
-    slow_api.faults.append(Fault(status=503, path=f"{failing}{SEARCH}", times=10_000))
+    clean = run_tap(config_for(slow_api, concurrent_requests=1))
+    slow_api.reset_requests()
+    failing = ORGS[0]  # first in the order: it holds back none of the orgs after it
+    # Its first page is read; every later one fails, retried until the retries give up.
+    slow_api.faults.append(Fault(status=503, path=f"{failing}{SEARCH}?cursor=", times=10_000))
     run = run_tap(config_for(slow_api, concurrent_requests=8, max_retry_seconds=1))
     assert run.exit_code == 1
     assert run.error is not None
     assert run.error.startswith(f"Snyk kept failing for organization {failing} (Snyk answered 503")
-    read = {r["org_id"] for r in run.records("org_audit_logs")}
-    assert read == set(ORGS[:3])  # the orgs before it, in full; none after it
-    for org_id in ORGS[:3]:
-        last = [r for r in run.records("org_audit_logs") if r["org_id"] == org_id][-1]
-        assert bookmark(run.final_state, "org_audit_logs", "org_id", org_id) == last["created"]
+    written, complete = by_partition(run, "org_audit_logs"), by_partition(clean, "org_audit_logs")
+    assert list(written)[-1] == failing  # written last, up to the failure
+    assert written[failing] == complete[failing][: len(written[failing])]
+    assert 0 < len(written[failing]) < len(complete[failing])
+    for org_id in ORGS[1:]:
+        assert written[org_id] == complete[org_id]  # the others, in full
+    for org_id, records in written.items():
+        last = records[-1]["created"]
+        assert bookmark(run.final_state, "org_audit_logs", "org_id", org_id) == last
+    assert run.records("projects") == []  # the run ended with the failure: no later stream
+
+
+#: One org answers this slowly; eight others at once.
+SLOW_ANSWER = 2.5
+FAST_ORGS = [uuid_for(f"fast-org-{n}") for n in range(8)]
+
+
+def only(config: dict[str, Any], stream: str) -> dict[str, Any]:
+    """A catalog of the tap's streams with `stream` alone selected."""
+    catalog = copy.deepcopy(TapSnyk(config=config, parse_env_config=False).catalog_dict)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == stream
+    return catalog
+
+
+@pytest.mark.parametrize(
+    ("stream", "path"), [("org_audit_logs", SEARCH), ("org_memberships", "/memberships")]
+)
+def test_a_slow_org_holds_back_none_of_the_fast_ones(stream: str, path: str) -> None:
+    slow = ORGS[0]
+    with FakeSnyk() as api:
+        for number, org_id in enumerate([slow, *FAST_ORGS]):
+            start = NOW - timedelta(days=2)
+            api.add_org_events(org_id, make_events(25, start=start, org_id=org_id, seed=number))
+            # Three pages of members each (lookups read 100 a page).
+            api.add_org_members(org_id, many_members(org_id, 250))
+        # Two workers keep 16 pages ahead at most: fewer than the fast orgs' (three each).
+        config = tap_config(
+            api,
+            org_ids=[slow, *FAST_ORGS],
+            page_size=10,
+            max_requests_per_minute=1620,
+            concurrent_requests=2,
+        )
+        sequential = run_tap({**config, "concurrent_requests": 1}, catalog=only(config, stream))
+        api.reset_requests()
+        api.scope_latency[slow] = (SLOW_ANSWER, SLOW_ANSWER)
+        run = run_tap(config, catalog=only(config, stream))
+    assert run.exit_code == 0
+    requests = [r for r in api.requests if r.path.endswith(path)]
+    slow_answered = min(r.received_at for r in requests if slow in r.path) + SLOW_ANSWER
+    fast = [r for r in requests if slow not in r.path]
+    assert len(fast) > 16  # more than two workers keep ahead: none may wait for the slow org
+    assert all(r.received_at < slow_answered for r in fast)  # all asked before it answered
+    assert list(by_partition(run, stream))[-1] == slow  # written once it answered
+    assert by_partition(run, stream) == by_partition(sequential, stream)
+
+
+def many_members(org_id: str, count: int) -> list[dict[str, Any]]:
+    """`count` members of an org, for lookups of several pages."""
+    return [
+        {"user_id": uuid_for(f"{org_id}-member-{n}"), "name": f"Member {n}"} for n in range(count)
+    ]
 
 
 def test_a_refused_discovered_org_is_skipped_while_others_are_read_ahead(
@@ -205,6 +290,57 @@ def test_pages_kept_ahead_of_the_writer_are_capped() -> None:
                 time.sleep(0.002)  # a writer slower than the fetchers
                 read.extend((item["partition"], item["page"]) for item in items)
     assert read == [(n, page) for n in range(20) for page in range(10)]
+    assert fetcher.peak_pages <= 6 + 1  # the cap, plus the one page the writer waits for
+
+
+class SlowFirst:
+    """Partitions of ten pages, fetched without HTTP; partition 0 answers once the rest are in."""
+
+    name = "numbers"
+
+    def __init__(self, partitions: int) -> None:
+        self.rest_fetched = threading.Event()
+        self._pages_of_the_rest = 10 * (partitions - 1)
+        self._lock = threading.Lock()
+
+    def first_page_request(self, context: Any) -> Any:
+        return 0
+
+    def get_new_paginator(self) -> None:
+        return None
+
+    def fetch_page(self, context: Any, request: Any, paginator: Any, **_: Any) -> FetchedPage:
+        if context["n"] == 0:
+            # No clock: it answers when every other page was fetched (or the test fails).
+            assert self.rest_fetched.wait(timeout=30), "the other partitions were held back"
+        else:
+            with self._lock:
+                self._pages_of_the_rest -= 1
+                if self._pages_of_the_rest == 0:
+                    self.rest_fetched.set()
+        page = FetchedPage([{"partition": context["n"], "page": request}])
+        if request < 9:
+            page.next = request + 1
+        return page
+
+
+def test_a_slow_partition_holds_back_none_of_the_others_and_the_pages_kept_stay_capped() -> None:
+    stream = SlowFirst(partitions=20)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_pages=6) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        read = []
+        for context in fetcher.in_ready_order(stream, contexts):  # type: ignore[arg-type]
+            pages = fetcher.take(stream, context)  # type: ignore[arg-type]
+            assert pages is not None
+            for items in pages:
+                read.extend((item["partition"], item["page"]) for item in items)
+    partitions = list(dict.fromkeys(n for n, _ in read))
+    assert partitions[-1] == 0  # the slow one last, once it answered
+    assert sorted(read) == [(n, page) for n in range(20) for page in range(10)]
+    for n in partitions:
+        assert [page for m, page in read if m == n] == list(range(10))  # each in order
     assert fetcher.peak_pages <= 6 + 1  # the cap, plus the one page the writer waits for
 
 
