@@ -26,7 +26,16 @@ import pytest
 from fake_snyk import SNYK_RATE_LIMITS, FakeSnyk, Fault, make_events, uuid_for
 from tap_snyk.fetching import FetchedPage, PageFetcher
 from tap_snyk.tap import TapSnyk
-from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, bookmark, run_tap, tap_config
+from tests.conftest import (
+    GROUP,
+    ORG_A,
+    ORG_B,
+    TOKEN,
+    bookmark,
+    in_any_partition_order,
+    run_tap,
+    tap_config,
+)
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"
@@ -35,22 +44,6 @@ ORGS = [uuid_for(f"busy-org-{n}") for n in range(6)]
 
 def event_ids(run: Any, stream: str = "org_audit_logs") -> list[str]:
     return [r["event_id"] for r in run.records(stream)]
-
-
-def by_partition(run: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
-    """A stream's records per org or group, each partition's in the order written."""
-    partitions: dict[str, list[dict[str, Any]]] = {}
-    for record in run.records(stream):
-        partitions.setdefault(record.get("org_id") or record["group_id"], []).append(record)
-    return partitions
-
-
-def partitions_in_any_order(state: dict[str, Any]) -> dict[str, Any]:
-    """A STATE value with each stream's partitions sorted: the order they were written aside."""
-    state = copy.deepcopy(state)
-    for stream_state in state["bookmarks"].values():
-        stream_state.get("partitions", []).sort(key=lambda p: json.dumps(p["context"]))
-    return state
 
 
 @pytest.fixture
@@ -98,12 +91,12 @@ def test_concurrent_reading_writes_exactly_what_sequential_reading_writes(
     assert concurrent.exit_code == sequential.exit_code == 0
     # Partitions are written as they are ready, each one's records in order.
     for stream in ("org_audit_logs", "group_audit_logs", "projects"):
-        assert by_partition(concurrent, stream) == by_partition(sequential, stream), stream
+        assert concurrent.by_partition(stream) == sequential.by_partition(stream), stream
     assert concurrent.records("organizations") == sequential.records("organizations")
     ids = event_ids(concurrent)
     assert len(ids) == len(set(ids)) > 0
     assert sorted(ids) == sorted(event_ids(sequential))
-    assert partitions_in_any_order(concurrent.final_state) == partitions_in_any_order(
+    assert in_any_partition_order(concurrent.final_state) == in_any_partition_order(
         sequential.final_state
     )
 
@@ -137,7 +130,7 @@ def test_an_org_that_fails_ends_the_run_after_every_other_org_of_its_stream_was_
     assert run.exit_code == 1
     assert run.error is not None
     assert run.error.startswith(f"Snyk kept failing for organization {failing} (Snyk answered 503")
-    written, complete = by_partition(run, "org_audit_logs"), by_partition(clean, "org_audit_logs")
+    written, complete = run.by_partition("org_audit_logs"), clean.by_partition("org_audit_logs")
     assert list(written)[-1] == failing  # written last, up to the failure
     assert written[failing] == complete[failing][: len(written[failing])]
     assert 0 < len(written[failing]) < len(complete[failing])
@@ -193,8 +186,8 @@ def test_a_slow_org_holds_back_none_of_the_fast_ones(stream: str, path: str) -> 
     fast = [r for r in requests if slow not in r.path]
     assert len(fast) > 16  # more than two workers keep ahead: none may wait for the slow org
     assert all(r.received_at < slow_answered for r in fast)  # all asked before it answered
-    assert list(by_partition(run, stream))[-1] == slow  # written once it answered
-    assert by_partition(run, stream) == by_partition(sequential, stream)
+    assert list(run.by_partition(stream))[-1] == slow  # written once it answered
+    assert run.by_partition(stream) == sequential.by_partition(stream)
 
 
 def many_members(org_id: str, count: int) -> list[dict[str, Any]]:
@@ -246,7 +239,7 @@ def test_a_429_holds_back_every_worker_for_the_wait_snyk_names(
     with caplog.at_level(logging.WARNING):
         run = run_tap(config_for(slow_api, concurrent_requests=8))
     assert run.exit_code == 0
-    assert run.records("org_audit_logs") == clean.records("org_audit_logs")
+    assert run.by_partition("org_audit_logs") == clean.by_partition("org_audit_logs")
     met = min(r.received_at for r in slow_api.requests if throttled in r.path and SEARCH in r.path)
     # Requests already on their way may still arrive just after it; then nothing until the wait
     # is over, from any worker.
