@@ -48,6 +48,8 @@ class Partition:
     kept: int = 0
     #: Whether a search of it failed: what comes after the failure is never written.
     failed: bool = False
+    #: Whether a worker took its first request.
+    begun: bool = False
 
     @property
     def all_in(self) -> bool:

@@ -375,17 +375,25 @@ class PageFetcher:
         self._work_ready.notify_all()
 
     def _next_search(self) -> Search | None:
-        """The search to fetch next, if the cap allows: the awaited one, else the first planned."""
+        """The search to fetch next, if the cap allows it.
+
+        The search the main thread waits for goes first, and alone at the cap: the main thread
+        then takes its page and frees room. Below the cap, while a worker's worth of room is
+        left, partitions not begun yet are begun first, in plan order: a slow partition late in
+        the plan then starts early rather than after every page of those before it. Then the
+        first planned search.
+        """
         if self._closed or not self._ready:
             return None
-        # The search the main thread waits for goes first, and alone at the cap: the main thread
-        # then takes its page and frees room.
         head = self._head
         if head is not None and head in self._ready and not head.pages:
             return head
-        if self._held < self.max_pages:
-            return min(self._ready, key=lambda search: search.key)
-        return None
+        if self._held >= self.max_pages:
+            return None
+        unbegun = []
+        if self._held < self.max_pages - self.workers:
+            unbegun = [s for s in self._ready if s.partition is not None and not s.partition.begun]
+        return min(unbegun or self._ready, key=lambda search: search.key)
 
     def _work(self) -> None:
         while True:
@@ -397,6 +405,8 @@ class PageFetcher:
                     self._work_ready.wait()
                     search = self._next_search()
                 self._ready.discard(search)
+                if search.partition is not None:
+                    search.partition.begun = True
                 self._held += 1
                 self.peak_pages = max(self.peak_pages, self._held)
                 if self._next_search() is not None:
