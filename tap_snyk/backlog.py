@@ -2,13 +2,13 @@
 
 The SDK writes a stream's partitions one after another, each to its end, in the order the
 stream's `partitions` gives them. While worker threads read ahead, that order follows readiness
-rather than the plan, so that a slow or failing org holds no other back, with the pages kept
-still capped (`PageFetcher.max_pages`). Of the stream's partitions not yet written, the writer
+rather than the plan, so that a slow or failing org holds no other back, with what is kept still
+capped (`PageFetcher.max_items`). Of the stream's partitions not yet written, the writer
 takes:
 
 1. one whose pages are all in (the earliest planned of them): it is written without a wait, and
    frees its pages' room;
-2. when the pages kept or in flight reach the cap and none is all in, the one with the most pages
+2. when what is kept or in flight reaches the cap and none is all in, the one with the most items
    kept: writing it frees the most room, and the search the writer waits for may go on at the
    cap, so the cap cannot deadlock;
 3. last, one whose reading failed: its pages before the failure are written, then the failure
@@ -44,7 +44,7 @@ class Partition:
     root: Search
     #: Searches neither read to their end nor failed (nor cancelled).
     unsettled: int = 1
-    #: Pages fetched and not yet written.
+    #: Items of the pages fetched and not yet written (as the cap counts them).
     kept: int = 0
     #: Whether a search of it failed: what comes after the failure is never written.
     failed: bool = False
@@ -60,7 +60,7 @@ class Partition:
 def next_to_write(waiting: Collection[Partition], *, at_cap: bool) -> Partition | None:
     """Which of a stream's partitions not yet written to write next; None: wait.
 
-    `at_cap`: whether the pages kept or in flight reached the cap, so that only the search the
+    `at_cap`: whether what is kept or in flight reached the cap, so that only the search the
     writer waits for can be fetched.
     """
     healthy = [partition for partition in waiting if not partition.failed]

@@ -15,8 +15,10 @@ other back, and takes each partition's pages in order (`take`). So records, stat
 Singer message are written by it alone, each partition's records in order, and a bookmark only
 moves over what was written: any STATE is a safe point to resume from.
 
-Pages kept or in flight are capped (`max_pages`), bounding memory; the search the main thread
-waits for may always proceed, so the cap cannot deadlock. A worker's failure (a refusal, retries
+What is kept or in flight is capped (`max_items`), bounding memory: pages count by their items
+(a request in flight as a full page), so that many small pages, like the lookups' or a quiet
+org's, can be read ahead while a slow partition is awaited. The search the main thread waits for
+may always proceed, so the cap cannot deadlock. A worker's failure (a refusal, retries
 given up) is kept in place of the page and raised in the main thread when it reaches it, after
 everything before it was written. Workers are daemon threads and check for cancellation before
 every request, so an ended run (done, failed, interrupted) never waits for them.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,8 +43,10 @@ if TYPE_CHECKING:
 
     from tap_snyk.pagination import NextLinkPaginator, PageRequest
 
-#: Pages each worker may have kept or in flight, beyond which only the awaited search proceeds.
+#: Full pages each worker may have kept or in flight, beyond which only the awaited search goes on.
 PAGES_PER_WORKER = 8
+#: The most items a page holds (Snyk's largest page): what a request in flight counts for.
+PAGE_ITEMS = 100
 
 _worker = threading.local()
 
@@ -172,7 +177,17 @@ def read_in_order(stream: PagedStream, context: Context | None) -> Pages:
 
 
 def _identity(stream: PagedStream, context: Context | None) -> tuple[Any, ...]:
-    return (stream.name, *sorted((context or {}).items()))
+    return (stream.name, *_scope(context))
+
+
+def _scope(context: Context | None) -> tuple[Any, ...]:
+    """The org or group a partition reads, whichever its stream."""
+    return tuple(sorted((context or {}).items()))
+
+
+def _weight(page: FetchedPage | Exception) -> int:
+    """What a kept page counts for in the cap: its items (an empty page or a failure as one)."""
+    return max(1, len(page.items)) if isinstance(page, FetchedPage) else 1
 
 
 class ReadyOrder(list[dict[str, Any]]):
@@ -201,12 +216,12 @@ class PageFetcher:
     to write them; `take()` gives the main thread one partition's pages, in order.
     """
 
-    def __init__(self, workers: int, *, max_pages: int | None = None) -> None:
+    def __init__(self, workers: int, *, max_items: int | None = None) -> None:
         self.workers = workers
-        #: Pages kept or in flight at most, except for the search the main thread waits for.
-        self.max_pages = max_pages or PAGES_PER_WORKER * workers
-        #: The most pages ever kept or in flight at once (for tests of the bound).
-        self.peak_pages = 0
+        #: Items kept or in flight at most, except for the search the main thread waits for.
+        self.max_items = max_items or PAGES_PER_WORKER * PAGE_ITEMS * workers
+        #: The most items ever kept or in flight at once (for tests of the bound).
+        self.peak_items = 0
         self._lock = threading.Lock()
         # Workers wait for a search to fetch; the main thread waits for a page. Two conditions on
         # one lock, so that a page wakes the main thread alone, and work one worker at a time.
@@ -218,7 +233,9 @@ class PageFetcher:
         self._ready: set[Search] = set()
         self._live: set[Search] = set()  # planned or fetching, not yet read to the end
         self._head: Search | None = None
-        self._held = 0  # pages kept or in flight
+        #: Per org or group: the longest a request of it took so far, in seconds.
+        self._slowest: dict[tuple[Any, ...], float] = {}
+        self._held = 0  # items kept or in flight (a full page each)
         self._closed = False
         self._threads: list[threading.Thread] = []
 
@@ -290,7 +307,7 @@ class PageFetcher:
                 yield planned.pop(_identity(chosen.stream, chosen.context))
 
     def _choose(self, waiting: list[Partition]) -> Partition | None:
-        return next_to_write(waiting, at_cap=self._held >= self.max_pages)
+        return next_to_write(waiting, at_cap=self._held >= self.max_items)
 
     def take(self, stream: PagedStream, context: Context | None) -> Pages | None:
         """The pages of a planned partition, in order, for the main thread; None if unplanned.
@@ -333,9 +350,9 @@ class PageFetcher:
                 if not search.pages:
                     return
                 page = search.pages.popleft()
-                self._held -= 1
+                self._held -= _weight(page)
                 if search.partition is not None:
-                    search.partition.kept -= 1
+                    search.partition.kept -= _weight(page)
                 self._work_ready.notify()  # room for one more page
             if isinstance(page, Exception):
                 raise page
@@ -366,9 +383,10 @@ class PageFetcher:
             search.cancelled = True
             self._live.discard(search)
             self._ready.discard(search)
-            self._held -= len(search.pages)
+            weight = sum(map(_weight, search.pages))
+            self._held -= weight
             if (partition := search.partition) is not None:
-                partition.kept -= len(search.pages)
+                partition.kept -= weight
                 partition.unsettled -= not search.done
             search.pages.clear()
             searches.extend(search.then)
@@ -378,22 +396,28 @@ class PageFetcher:
         """The search to fetch next, if the cap allows it.
 
         The search the main thread waits for goes first, and alone at the cap: the main thread
-        then takes its page and frees room. Below the cap, while a worker's worth of room is
-        left, partitions not begun yet are begun first, in plan order: a slow partition late in
-        the plan then starts early rather than after every page of those before it. Then the
-        first planned search.
+        then takes its page and frees room. Otherwise streams go in the sync's order, and within
+        a stream, while a worker's worth of room is left, partitions not begun yet are begun
+        first: a slow partition late in the plan starts early, rather than after every page of
+        those before it. Of those, the orgs and groups that answered slowest so far go first (a
+        slow org's lookups start while the fast ones are read). Then the first planned search.
         """
         if self._closed or not self._ready:
             return None
         head = self._head
         if head is not None and head in self._ready and not head.pages:
             return head
-        if self._held >= self.max_pages:
+        if self._held >= self.max_items:
             return None
-        unbegun = []
-        if self._held < self.max_pages - self.workers:
-            unbegun = [s for s in self._ready if s.partition is not None and not s.partition.begun]
-        return min(unbegun or self._ready, key=lambda search: search.key)
+        room_to_begin = self._held < self.max_items - self.workers * PAGE_ITEMS
+
+        def priority(search: Search) -> tuple[Any, ...]:
+            partition = search.partition
+            if room_to_begin and partition is not None and not partition.begun:
+                return (search.key[0], 0, -self._slowest.get(_scope(partition.context), 0.0))
+            return (search.key[0], 1, search.key)
+
+        return min(self._ready, key=lambda search: (*priority(search), search.key))
 
     def _work(self) -> None:
         while True:
@@ -407,11 +431,12 @@ class PageFetcher:
                 self._ready.discard(search)
                 if search.partition is not None:
                     search.partition.begun = True
-                self._held += 1
-                self.peak_pages = max(self.peak_pages, self._held)
+                self._held += PAGE_ITEMS
+                self.peak_items = max(self.peak_items, self._held)
                 if self._next_search() is not None:
                     self._work_ready.notify()  # more to fetch: wake one worker, who wakes the next
             _worker.search = search
+            began = time.monotonic()
             outcome: FetchedPage | Exception | None
             try:
                 outcome = search.fetch(may_split=True)
@@ -421,18 +446,22 @@ class PageFetcher:
                 outcome = error
             finally:
                 _worker.search = None
+            took = time.monotonic() - began
             with self._lock:
+                scope = _scope(search.context)
+                self._slowest[scope] = max(self._slowest.get(scope, 0.0), took)
                 self._settle(search, outcome)
 
     def _settle(self, search: Search, outcome: FetchedPage | Exception | None) -> None:
         """Keep a page (or failure) for the main thread; put the search back if it goes on."""
         partition = search.partition
         if search.cancelled or outcome is None:
-            self._held -= 1
+            self._held -= PAGE_ITEMS
         else:
             search.pages.append(outcome)
+            self._held += _weight(outcome) - PAGE_ITEMS
             if partition is not None:
-                partition.kept += 1
+                partition.kept += _weight(outcome)
             if isinstance(outcome, Exception) or outcome.failure is not None:
                 search.done = True
                 if partition is not None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from fake_snyk import SNYK_RATE_LIMITS, FakeSnyk, Fault, make_events, uuid_for
-from tap_snyk.fetching import FetchedPage, PageFetcher
+from tap_snyk.fetching import PAGE_ITEMS, FetchedPage, PageFetcher
 from tap_snyk.tap import TapSnyk
 from tests.conftest import (
     GROUP,
@@ -165,16 +165,11 @@ def test_a_slow_org_holds_back_none_of_the_fast_ones(stream: str, path: str) -> 
     with FakeSnyk() as api:
         for number, org_id in enumerate([slow, *FAST_ORGS]):
             start = NOW - timedelta(days=2)
-            api.add_org_events(org_id, make_events(25, start=start, org_id=org_id, seed=number))
-            # Three pages of members each (lookups read 100 a page).
+            api.add_org_events(org_id, make_events(250, start=start, org_id=org_id, seed=number))
             api.add_org_members(org_id, many_members(org_id, 250))
-        # Two workers keep 16 pages ahead at most: fewer than the fast orgs' (three each).
+        # Two workers keep 16 full pages ahead at most: fewer than the fast orgs' 2 1/2 each.
         config = tap_config(
-            api,
-            org_ids=[slow, *FAST_ORGS],
-            page_size=10,
-            max_requests_per_minute=1620,
-            concurrent_requests=2,
+            api, org_ids=[slow, *FAST_ORGS], max_requests_per_minute=1620, concurrent_requests=2
         )
         sequential = run_tap({**config, "concurrent_requests": 1}, catalog=only(config, stream))
         api.reset_requests()
@@ -184,7 +179,7 @@ def test_a_slow_org_holds_back_none_of_the_fast_ones(stream: str, path: str) -> 
     requests = [r for r in api.requests if r.path.endswith(path)]
     slow_answered = min(r.received_at for r in requests if slow in r.path) + SLOW_ANSWER
     fast = [r for r in requests if slow not in r.path]
-    assert len(fast) > 16  # more than two workers keep ahead: none may wait for the slow org
+    assert len(fast) >= 3 * len(FAST_ORGS)
     assert all(r.received_at < slow_answered for r in fast)  # all asked before it answered
     assert list(run.by_partition(stream))[-1] == slow  # written once it answered
     assert run.by_partition(stream) == sequential.by_partition(stream)
@@ -249,51 +244,20 @@ def test_a_429_holds_back_every_worker_for_the_wait_snyk_names(
     assert len(retries) == 1  # only the request that met it; the others waited without one
 
 
-def test_pages_kept_ahead_of_the_writer_are_capped() -> None:
-    fetched: list[int] = []
+class TenPages:
+    """A stream of ten pages a partition, fetched without HTTP.
 
-    class Numbers:
-        """A stream of ten pages per partition, fetched without HTTP."""
-
-        name = "numbers"
-
-        def first_page_request(self, context: Any) -> Any:
-            return 0
-
-        def get_new_paginator(self) -> None:
-            return None
-
-        def fetch_page(self, context: Any, request: Any, paginator: Any, **_: Any) -> FetchedPage:
-            fetched.append(request)
-            time.sleep(0.001)
-            page = FetchedPage([{"partition": context["n"], "page": request}])
-            if request < 9:
-                page.next = request + 1
-            return page
-
-    stream = Numbers()
-    with PageFetcher(4, max_pages=6) as fetcher:
-        for n in range(20):
-            fetcher.plan(stream, {"n": n})  # type: ignore[arg-type]
-        read = []
-        for n in range(20):
-            pages = fetcher.take(stream, {"n": n})  # type: ignore[arg-type]
-            assert pages is not None
-            for items in pages:
-                time.sleep(0.002)  # a writer slower than the fetchers
-                read.extend((item["partition"], item["page"]) for item in items)
-    assert read == [(n, page) for n in range(20) for page in range(10)]
-    assert fetcher.peak_pages <= 6 + 1  # the cap, plus the one page the writer waits for
-
-
-class SlowFirst:
-    """Partitions of ten pages, fetched without HTTP; partition 0 answers once the rest are in."""
+    Each page holds `items` items. Partition 0 may be `held`: it answers only once every page of
+    the others was fetched (no clock: the test fails if that never happens).
+    """
 
     name = "numbers"
 
-    def __init__(self, partitions: int) -> None:
-        self.rest_fetched = threading.Event()
-        self._pages_of_the_rest = 10 * (partitions - 1)
+    def __init__(self, partitions: int, *, items: int = PAGE_ITEMS, held: bool = False) -> None:
+        self.items = items
+        self.held = held
+        self.others_fetched = threading.Event()
+        self._pages_of_the_others = 10 * (partitions - 1)
         self._lock = threading.Lock()
 
     def first_page_request(self, context: Any) -> Any:
@@ -303,38 +267,70 @@ class SlowFirst:
         return None
 
     def fetch_page(self, context: Any, request: Any, paginator: Any, **_: Any) -> FetchedPage:
-        if context["n"] == 0:
-            # No clock: it answers when every other page was fetched (or the test fails).
-            assert self.rest_fetched.wait(timeout=30), "the other partitions were held back"
-        else:
+        if context["n"] == 0 and self.held:
+            assert self.others_fetched.wait(timeout=30), "the other partitions were held back"
+        elif context["n"] != 0:
             with self._lock:
-                self._pages_of_the_rest -= 1
-                if self._pages_of_the_rest == 0:
-                    self.rest_fetched.set()
-        page = FetchedPage([{"partition": context["n"], "page": request}])
+                self._pages_of_the_others -= 1
+                if self._pages_of_the_others == 0:
+                    self.others_fetched.set()
+        time.sleep(0.001)
+        page = FetchedPage([{"partition": context["n"], "page": request}] * self.items)
         if request < 9:
             page.next = request + 1
         return page
 
 
-def test_a_slow_partition_holds_back_none_of_the_others_and_the_pages_kept_stay_capped() -> None:
-    stream = SlowFirst(partitions=20)
+def write(fetcher: PageFetcher, stream: TenPages, contexts: Iterable[Any]) -> list[tuple[int, int]]:
+    """Take each partition's pages in turn, as the main thread does: (partition, page) each."""
+    written = []
+    for context in contexts:
+        pages = fetcher.take(stream, context)  # type: ignore[arg-type]
+        assert pages is not None
+        for items in pages:
+            assert len(items) == stream.items
+            written.append((items[0]["partition"], items[0]["page"]))
+    return written
+
+
+def test_what_is_kept_ahead_of_the_writer_is_capped() -> None:
+    stream = TenPages(20)
     contexts = [{"n": n} for n in range(20)]
-    with PageFetcher(4, max_pages=6) as fetcher:
+    with PageFetcher(4, max_items=6 * PAGE_ITEMS) as fetcher:
         for context in contexts:
             fetcher.plan(stream, context)  # type: ignore[arg-type]
-        read = []
-        for context in fetcher.in_ready_order(stream, contexts):  # type: ignore[arg-type]
-            pages = fetcher.take(stream, context)  # type: ignore[arg-type]
-            assert pages is not None
-            for items in pages:
-                read.extend((item["partition"], item["page"]) for item in items)
-    partitions = list(dict.fromkeys(n for n, _ in read))
+        written = write(fetcher, stream, contexts)  # in the plan's order
+    assert written == [(n, page) for n in range(20) for page in range(10)]
+    # The cap, plus the one page the writer waits for.
+    assert fetcher.peak_items <= 7 * PAGE_ITEMS
+
+
+def test_a_slow_partition_holds_back_none_of_the_others_and_what_is_kept_stays_capped() -> None:
+    stream = TenPages(20, held=True)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_items=6 * PAGE_ITEMS) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        written = write(fetcher, stream, fetcher.in_ready_order(stream, contexts))  # type: ignore[arg-type]
+    partitions = list(dict.fromkeys(n for n, _ in written))
     assert partitions[-1] == 0  # the slow one last, once it answered
-    assert sorted(read) == [(n, page) for n in range(20) for page in range(10)]
+    assert sorted(partitions) == list(range(20))
     for n in partitions:
-        assert [page for m, page in read if m == n] == list(range(10))  # each in order
-    assert fetcher.peak_pages <= 6 + 1  # the cap, plus the one page the writer waits for
+        assert [page for m, page in written if m == n] == list(range(10))  # each in order
+    assert fetcher.peak_items <= 7 * PAGE_ITEMS
+
+
+def test_small_pages_count_by_their_items_while_the_writer_waits() -> None:
+    # The writer waits for partition 0, which answers only once the others are all fetched:
+    # their 190 pages of one item each fit in the cap of six full pages.
+    stream = TenPages(20, items=1, held=True)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_items=6 * PAGE_ITEMS) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        written = write(fetcher, stream, contexts)  # partition 0 first
+    assert written == [(n, page) for n in range(20) for page in range(10)]
+    assert fetcher.peak_items <= 7 * PAGE_ITEMS
 
 
 # -- the tap as a process ------------------------------------------------------------------------
