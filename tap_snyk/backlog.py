@@ -8,15 +8,16 @@ takes:
 
 1. one whose pages are all in (the earliest planned of them): it is written without a wait, and
    frees its pages' room;
-2. when what is kept or in flight reaches the cap and none is all in, the one with the most items
-   kept: writing it frees the most room, and the search the writer waits for may go on at the
-   cap, so the cap cannot deadlock;
+2. the one with the most items kept, once that is a worker's share of full pages (`enough`): it
+   is being read at pace, like a big org, and is written as its pages come, freeing their room;
+   or once what is kept or in flight reaches the cap (the search the writer waits for may go on
+   at the cap, so the cap cannot deadlock);
 3. last, one whose reading failed: its pages before the failure are written, then the failure
    ends the run, after every other partition of the stream was written.
 
-Otherwise it waits, for a partition to be all in or for the cap. The order changes nothing of
-what is written: each partition's records in order, each bookmark moved only over what was
-written, any STATE a safe point to resume from.
+Otherwise it waits. A slow partition keeps few pages, so it is written once it is all in, and
+waits for nothing then. The order changes nothing of what is written: each partition's records
+in order, each bookmark moved only over what was written, any STATE a safe point to resume from.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_snyk.fetching import PagedStream, Search
+
+#: The most items a page holds (Snyk's largest page): what a request in flight counts for.
+PAGE_ITEMS = 100
 
 
 @dataclass(eq=False)
@@ -50,6 +54,13 @@ class Partition:
     failed: bool = False
     #: Whether a worker took its first request.
     begun: bool = False
+    #: Requests of it in flight.
+    fetching: int = 0
+
+    @property
+    def held(self) -> int:
+        """What it holds of the cap: its items kept, and a full page for each request in flight."""
+        return self.kept + self.fetching * PAGE_ITEMS
 
     @property
     def all_in(self) -> bool:
@@ -57,11 +68,12 @@ class Partition:
         return self.unsettled == 0 and not self.failed
 
 
-def next_to_write(waiting: Collection[Partition], *, at_cap: bool) -> Partition | None:
+def next_to_write(waiting: Collection[Partition], *, enough: int, at_cap: bool) -> Partition | None:
     """Which of a stream's partitions not yet written to write next; None: wait.
 
-    `at_cap`: whether what is kept or in flight reached the cap, so that only the search the
-    writer waits for can be fetched.
+    `enough`: the items kept from which a partition is written as its pages come. `at_cap`:
+    whether what is kept or in flight reached the cap, so that only the partition being written
+    could be fetched.
     """
     healthy = [partition for partition in waiting if not partition.failed]
     if not healthy:
@@ -69,6 +81,5 @@ def next_to_write(waiting: Collection[Partition], *, at_cap: bool) -> Partition 
     all_in = [partition for partition in healthy if partition.all_in]
     if all_in:
         return min(all_in, key=lambda partition: partition.key)
-    if at_cap:
-        return min(healthy, key=lambda partition: (-partition.kept, partition.key))
-    return None
+    most = min(healthy, key=lambda partition: (-partition.kept, partition.key))
+    return most if at_cap or most.kept >= enough else None

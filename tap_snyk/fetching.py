@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from tap_snyk.backlog import Partition, next_to_write
+from tap_snyk.backlog import PAGE_ITEMS, Partition, next_to_write
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 
 #: Full pages each worker may have kept or in flight, beyond which only the awaited search goes on.
 PAGES_PER_WORKER = 8
-#: The most items a page holds (Snyk's largest page): what a request in flight counts for.
-PAGE_ITEMS = 100
+#: What a partition not being written may keep or have in flight: a worker's share of the cap.
+#: One that has it is being read at pace, and is written as its pages come (`backlog.py`).
+SHARE = PAGES_PER_WORKER * PAGE_ITEMS
 
 _worker = threading.local()
 
@@ -307,7 +308,9 @@ class PageFetcher:
                 yield planned.pop(_identity(chosen.stream, chosen.context))
 
     def _choose(self, waiting: list[Partition]) -> Partition | None:
-        return next_to_write(waiting, at_cap=self._held >= self.max_items)
+        # At the cap for all but the partition being written, none of the waiting ones goes on.
+        at_cap = self._held >= self.max_items - self.workers * PAGE_ITEMS
+        return next_to_write(waiting, enough=SHARE, at_cap=at_cap)
 
     def take(self, stream: PagedStream, context: Context | None) -> Pages | None:
         """The pages of a planned partition, in order, for the main thread; None if unplanned.
@@ -396,28 +399,35 @@ class PageFetcher:
         """The search to fetch next, if the cap allows it.
 
         The search the main thread waits for goes first, and alone at the cap: the main thread
-        then takes its page and frees room. Otherwise streams go in the sync's order, and within
-        a stream, while a worker's worth of room is left, partitions not begun yet are begun
-        first: a slow partition late in the plan starts early, rather than after every page of
-        those before it. Of those, the orgs and groups that answered slowest so far go first (a
-        slow org's lookups start while the fast ones are read). Then the first planned search.
+        then takes its page and frees room. Then the other searches of the partition being
+        written, up to the cap. A worker's worth of room below the cap is theirs: the searches of
+        other partitions stop short of it, streams in the sync's order. Below another worker's
+        worth, partitions not begun yet are begun first within a stream, the orgs and groups that
+        answered slowest so far first: a slow partition late in the plan, or a slow org's
+        lookups, start early rather than after every page of those before them.
         """
         if self._closed or not self._ready:
             return None
         head = self._head
         if head is not None and head in self._ready and not head.pages:
             return head
-        if self._held >= self.max_items:
-            return None
-        room_to_begin = self._held < self.max_items - self.workers * PAGE_ITEMS
+        writing = head.partition if head is not None else None
+        room = self.max_items - self._held
+        reserve = self.workers * PAGE_ITEMS
 
-        def priority(search: Search) -> tuple[Any, ...]:
+        def priority(search: Search) -> tuple[Any, ...] | None:
             partition = search.partition
-            if room_to_begin and partition is not None and not partition.begun:
-                return (search.key[0], 0, -self._slowest.get(_scope(partition.context), 0.0))
-            return (search.key[0], 1, search.key)
+            if partition is not None and partition is writing:
+                return (0, search.key) if room > 0 else None
+            if room <= reserve or (partition is not None and partition.held >= SHARE):
+                return None
+            if room > self.max_items // 2 and partition is not None and not partition.begun:
+                slowest = self._slowest.get(_scope(partition.context), 0.0)
+                return (1, search.key[0], 0, -slowest, search.key)
+            return (1, search.key[0], 1, 0.0, search.key)
 
-        return min(self._ready, key=lambda search: (*priority(search), search.key))
+        ranked = [(rank, search) for search in self._ready if (rank := priority(search))]
+        return min(ranked, key=lambda ranked: ranked[0])[1] if ranked else None
 
     def _work(self) -> None:
         while True:
@@ -431,6 +441,7 @@ class PageFetcher:
                 self._ready.discard(search)
                 if search.partition is not None:
                     search.partition.begun = True
+                    search.partition.fetching += 1
                 self._held += PAGE_ITEMS
                 self.peak_items = max(self.peak_items, self._held)
                 if self._next_search() is not None:
@@ -455,6 +466,8 @@ class PageFetcher:
     def _settle(self, search: Search, outcome: FetchedPage | Exception | None) -> None:
         """Keep a page (or failure) for the main thread; put the search back if it goes on."""
         partition = search.partition
+        if partition is not None:
+            partition.fetching -= 1
         if search.cancelled or outcome is None:
             self._held -= PAGE_ITEMS
         else:
