@@ -5,23 +5,21 @@ of its own. `PageFetcher` reads ahead of it. At the start of a sync it is told e
 sync will read (selected streams in sync order, then each stream's partitions). Each partition
 starts as one `Search`: a first request and the next links that follow it; a page may end a
 search and name the searches that continue it (time windows of an audit log, read after it in
-time order). Every search has a key that sorts it in the plan. Worker threads repeatedly take the
-waiting search with the smallest key, fetch ONE page of it, keep the page for the main thread and
-put the search back while it has a next page.
+time order). Every search has a key that sorts it in the plan. Worker threads repeatedly take a
+waiting search, fetch ONE page of it, keep the page for the main thread and put the search back
+while it has a next page.
 
-The main thread writes the partitions of a stream in the order they are ready
-(`in_ready_order`, which `backlog.py` decides), so that a slow or failing partition holds no
-other back, and takes each partition's pages in order (`take`). So records, state and every
-Singer message are written by it alone, each partition's records in order, and a bookmark only
-moves over what was written: any STATE is a safe point to resume from.
+The main thread writes a stream's partitions in the order they are ready (`in_ready_order`) and
+takes each partition's pages in order (`take`). So records, state and every Singer message are
+written by it alone, each partition's records in order, and a bookmark only moves over what was
+written: any STATE is a safe point to resume from. Which search to fetch and which partition to
+write next, within a cap on what is kept, is the backlog's policy (`backlog.py`): a slow or
+failing partition holds no other back, and memory stays bounded.
 
-What is kept or in flight is capped (`max_items`), bounding memory: pages count by their items
-(a request in flight as a full page), so that many small pages, like the lookups' or a quiet
-org's, can be read ahead while a slow partition is awaited. The search the main thread waits for
-may always proceed, so the cap cannot deadlock. A worker's failure (a refusal, retries
-given up) is kept in place of the page and raised in the main thread when it reaches it, after
-everything before it was written. Workers are daemon threads and check for cancellation before
-every request, so an ended run (done, failed, interrupted) never waits for them.
+A worker's failure (a refusal, retries given up) is kept in place of the page and raised in the
+main thread when it reaches it, after everything before it was written. Workers are daemon
+threads and check for cancellation before every request, so an ended run (done, failed,
+interrupted) never waits for them.
 """
 
 from __future__ import annotations
@@ -34,7 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from tap_snyk.backlog import PAGE_ITEMS, Partition, next_to_write
+from tap_snyk.backlog import (
+    PAGE_ITEMS,
+    PAGES_PER_WORKER,
+    Cap,
+    Partition,
+    next_to_fetch,
+    next_to_write,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -42,12 +47,6 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_snyk.pagination import NextLinkPaginator, PageRequest
-
-#: Full pages each worker may have kept or in flight, beyond which only the awaited search goes on.
-PAGES_PER_WORKER = 8
-#: What a partition not being written may keep or have in flight: a worker's share of the cap.
-#: One that has it is being read at pace, and is written as its pages come (`backlog.py`).
-SHARE = PAGES_PER_WORKER * PAGE_ITEMS
 
 _worker = threading.local()
 
@@ -219,7 +218,8 @@ class PageFetcher:
 
     def __init__(self, workers: int, *, max_items: int | None = None) -> None:
         self.workers = workers
-        #: Items kept or in flight at most, except for the search the main thread waits for.
+        #: Items kept or in flight at most (`backlog.Cap`), but for the search the main thread
+        #: waits for.
         self.max_items = max_items or PAGES_PER_WORKER * PAGE_ITEMS * workers
         #: The most items ever kept or in flight at once (for tests of the bound).
         self.peak_items = 0
@@ -308,9 +308,10 @@ class PageFetcher:
                 yield planned.pop(_identity(chosen.stream, chosen.context))
 
     def _choose(self, waiting: list[Partition]) -> Partition | None:
-        # At the cap for all but the partition being written, none of the waiting ones goes on.
-        at_cap = self._held >= self.max_items - self.workers * PAGE_ITEMS
-        return next_to_write(waiting, enough=SHARE, at_cap=at_cap)
+        return next_to_write(waiting, self._cap())
+
+    def _cap(self) -> Cap:
+        return Cap(self._held, self.max_items, reserve=self.workers * PAGE_ITEMS)
 
     def take(self, stream: PagedStream, context: Context | None) -> Pages | None:
         """The pages of a planned partition, in order, for the main thread; None if unplanned.
@@ -396,38 +397,15 @@ class PageFetcher:
         self._work_ready.notify_all()
 
     def _next_search(self) -> Search | None:
-        """The search to fetch next, if the cap allows it.
-
-        The search the main thread waits for goes first, and alone at the cap: the main thread
-        then takes its page and frees room. Then the other searches of the partition being
-        written, up to the cap. A worker's worth of room below the cap is theirs: the searches of
-        other partitions stop short of it, streams in the sync's order. Below another worker's
-        worth, partitions not begun yet are begun first within a stream, the orgs and groups that
-        answered slowest so far first: a slow partition late in the plan, or a slow org's
-        lookups, start early rather than after every page of those before them.
-        """
+        """The search to fetch next, as the backlog's policy has it, if any."""
         if self._closed or not self._ready:
             return None
-        head = self._head
-        if head is not None and head in self._ready and not head.pages:
-            return head
-        writing = head.partition if head is not None else None
-        room = self.max_items - self._held
-        reserve = self.workers * PAGE_ITEMS
-
-        def priority(search: Search) -> tuple[Any, ...] | None:
-            partition = search.partition
-            if partition is not None and partition is writing:
-                return (0, search.key) if room > 0 else None
-            if room <= reserve or (partition is not None and partition.held >= SHARE):
-                return None
-            if room > self.max_items // 2 and partition is not None and not partition.begun:
-                slowest = self._slowest.get(_scope(partition.context), 0.0)
-                return (1, search.key[0], 0, -slowest, search.key)
-            return (1, search.key[0], 1, 0.0, search.key)
-
-        ranked = [(rank, search) for search in self._ready if (rank := priority(search))]
-        return min(ranked, key=lambda ranked: ranked[0])[1] if ranked else None
+        return next_to_fetch(
+            self._ready,
+            awaited=self._head,
+            cap=self._cap(),
+            slowest=lambda context: self._slowest.get(_scope(context), 0.0),
+        )
 
     def _work(self) -> None:
         while True:
