@@ -8,6 +8,7 @@ limits, the latency and the injected faults a test asked for. The data it serves
 
 from __future__ import annotations
 
+import random
 import re
 import sys
 import threading
@@ -46,6 +47,7 @@ _GROUP_ORGS = re.compile(r"^/rest/groups/(?P<id>[^/]+)/orgs$")
 _ORG = re.compile(r"^/rest/orgs/(?P<id>[^/]+)$")
 _MEMBERSHIPS = re.compile(r"^/rest/(?P<kind>orgs|groups)/(?P<id>[^/]+)/memberships$")
 _ORG_PROJECTS = re.compile(r"^/rest/orgs/(?P<id>[^/]+)/projects$")
+_SCOPE = re.compile(r"^/rest/(?:orgs|groups)/(?P<id>[^/?]+)")
 # The version each endpoint serves, for the snyk-version-served header the contract declares.
 _SERVED_AUDIT, _SERVED_ORGS, _SERVED_SELF = "2024-04-29", "2024-02-28", "2024-04-22"
 _SERVED_MEMBERSHIPS, _SERVED_PROJECTS = "2024-08-25", "2024-05-31"
@@ -79,6 +81,8 @@ class FakeSnyk(Store):
     (every paged answer links to itself), empty_last_page (a full last page links to an empty one),
     clock (returns the current time; decides where "yesterday" starts), latency (seconds every
     answer takes, like a live search; answers to concurrent requests are delayed side by side),
+    scope_latency (org or group id to the (fewest, most) seconds each answer about it takes, drawn
+    evenly, in place of `latency`: one slow org among fast ones),
     oauth_clients (client id to `OAuthClient`), token_lifetime (seconds an access token lives),
     rate_limits (requests allowed per window of seconds, e.g. `SNYK_RATE_LIMITS`; a request above
     one is answered 429 with `Retry-After`, and counted in `throttled`), repeat_at_page_start
@@ -99,6 +103,7 @@ class FakeSnyk(Store):
             raise ValueError(f"latency must be 0 or more seconds, not {latency!r}")
         super().__init__()
         self.latency = latency
+        self.scope_latency: dict[str, tuple[float, float]] = {}
         self.tokens: set[str] = set(tokens)
         self.forbidden: set[str] = set()
         self._searches = RecentSearches()
@@ -241,6 +246,14 @@ class FakeSnyk(Store):
             if refusal is not None:
                 self.throttled += 1
             return refusal
+
+    def _latency(self, path: str) -> float:
+        """Seconds the answer to a request takes: its org's or group's own, else `latency`."""
+        scope = _SCOPE.match(path)
+        fewest_most = self.scope_latency.get(scope["id"]) if scope else None
+        if fewest_most is None:
+            return self.latency
+        return random.uniform(*fewest_most)  # noqa: S311 (a delay, not a secret)
 
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
@@ -506,10 +519,10 @@ class _Handler(BaseHTTPRequestHandler):
         if throttled is not None:
             self._send(throttled)
             return
-        if fake.latency > 0:
+        if (latency := fake._latency(split.path)) > 0:
             # Each connection has its own thread and no lock is held here, so concurrent
             # requests wait side by side, as they would on the live service.
-            time.sleep(fake.latency)
+            time.sleep(latency)
         fault = fake._take_fault(self.path)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)

@@ -1,41 +1,52 @@
-"""Reading ahead of the writer: worker threads fetch pages, the main thread writes, in order.
+"""Reading ahead of the writer: worker threads fetch pages, the main thread writes them.
 
 The SDK syncs one stream and one partition after another, in one thread; it has no concurrency
 of its own. `PageFetcher` reads ahead of it. At the start of a sync it is told every partition the
-sync will read, in the order the sync will read them (selected streams in sync order, then each
-stream's partitions). Each partition starts as one `Search`: a first request and the next links
-that follow it; a page may end a search and name the searches that continue it (time windows of
-an audit log, read after it in time order). Every search has a key that sorts it where the sync
-will consume it. Worker threads repeatedly take the waiting search with the smallest key, fetch
-ONE page of it, keep the page for the main thread and put the search back while it has a next
-page. The main thread takes each search's pages in order (`PageFetcher.take`), so records,
-state and every Singer message are written by it alone, and a bookmark only moves over what was
-written: any STATE is a safe point to resume from.
+sync will read (selected streams in sync order, then each stream's partitions). Each partition
+starts as one `Search`: a first request and the next links that follow it; a page may end a
+search and name the searches that continue it (time windows of an audit log, read after it in
+time order). Every search has a key that sorts it in the plan. Worker threads repeatedly take a
+waiting search, fetch ONE page of it, keep the page for the main thread and put the search back
+while it has a next page.
 
-Pages kept or in flight are capped (`max_pages`), bounding memory; the search the main thread
-waits for may always proceed, so the cap cannot deadlock. A worker's failure (a refusal, retries
-given up) is kept in place of the page and raised in the main thread when it reaches it, after
-everything before it was written. Workers are daemon threads and check for cancellation before
-every request, so an ended run (done, failed, interrupted) never waits for them.
+The main thread writes a stream's partitions in the order they are ready (`in_ready_order`) and
+takes each partition's pages in order (`take`). So records, state and every Singer message are
+written by it alone, each partition's records in order, and a bookmark only moves over what was
+written: any STATE is a safe point to resume from. Which search to fetch and which partition to
+write next, within a cap on what is kept, is the backlog's policy (`backlog.py`): a slow or
+failing partition holds no other back, and memory stays bounded.
+
+A worker's failure (a refusal, retries given up) is kept in place of the page and raised in the
+main thread when it reaches it, after everything before it was written. Workers are daemon
+threads and check for cancellation before every request, so an ended run (done, failed,
+interrupted) never waits for them.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from tap_snyk.backlog import (
+    PAGE_ITEMS,
+    PAGES_PER_WORKER,
+    Cap,
+    Partition,
+    next_to_fetch,
+    next_to_write,
+)
+
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterable
 
     from singer_sdk.helpers.types import Context
 
     from tap_snyk.pagination import NextLinkPaginator, PageRequest
-
-#: Pages each worker may have kept or in flight, beyond which only the awaited search proceeds.
-PAGES_PER_WORKER = 8
 
 _worker = threading.local()
 
@@ -113,13 +124,15 @@ class Search:
         self.stream = stream
         self.context = context
         self.request = request
-        #: Where the sync consumes this search: smaller keys first.
+        #: Where the plan puts it: its partition's key, then its place among the partition's.
         self.key = key
         self.paginator = stream.get_new_paginator()
         #: Pages fetched and not yet taken, or the failure that ended the search.
         self.pages: deque[FetchedPage | Exception] = deque()
         #: The searches that continue this one once it ends, in the order they are read.
         self.then: list[Search] = []
+        #: The partition read ahead that it belongs to (None: read one page after another).
+        self.partition: Partition | None = None
         self.done = False
         self.cancelled = False
 
@@ -139,10 +152,13 @@ class Search:
 
     def continuations(self, page: FetchedPage) -> list[Search]:
         """The searches that follow this one after `page`, each keyed just after it."""
-        return [
+        searches = [
             Search(self.stream, self.context, request, (*self.key, index))
             for index, request in enumerate(page.then)
         ]
+        for search in searches:
+            search.partition = self.partition
+        return searches
 
 
 def read_in_order(stream: PagedStream, context: Context | None) -> Pages:
@@ -161,33 +177,66 @@ def read_in_order(stream: PagedStream, context: Context | None) -> Pages:
 
 
 def _identity(stream: PagedStream, context: Context | None) -> tuple[Any, ...]:
-    return (stream.name, *sorted((context or {}).items()))
+    return (stream.name, *_scope(context))
+
+
+def _scope(context: Context | None) -> tuple[Any, ...]:
+    """The org or group a partition reads, whichever its stream."""
+    return tuple(sorted((context or {}).items()))
+
+
+def _weight(page: FetchedPage | Exception) -> int:
+    """What a kept page counts for in the cap: its items (an empty page or a failure as one)."""
+    return max(1, len(page.items)) if isinstance(page, FetchedPage) else 1
+
+
+class ReadyOrder(list[dict[str, Any]]):
+    """A stream's partitions: a list in the scope's order that iterates in the order to write.
+
+    The SDK syncs a stream's partitions as it iterates them; while a sync reads ahead, iterating
+    waits for each next partition to be ready (`PageFetcher.in_ready_order`).
+    """
+
+    def __init__(
+        self, contexts: list[dict[str, Any]], fetcher: PageFetcher, stream: PagedStream
+    ) -> None:
+        super().__init__(contexts)
+        self._fetcher = fetcher
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._fetcher.in_ready_order(self._stream, list(super().__iter__()))
 
 
 class PageFetcher:
-    """Worker threads that read the planned searches ahead of the main thread, in its order.
+    """Worker threads that read the planned searches ahead of the main thread.
 
     `with PageFetcher(workers) as fetcher:` starts them; `plan()` names each partition the sync
-    will read, in order; `take()` gives the main thread one partition's pages, in order.
+    will read, in the plan's order; `in_ready_order()` gives a stream's partitions in the order
+    to write them; `take()` gives the main thread one partition's pages, in order.
     """
 
-    def __init__(self, workers: int, *, max_pages: int | None = None) -> None:
+    def __init__(self, workers: int, *, max_items: int | None = None) -> None:
         self.workers = workers
-        #: Pages kept or in flight at most, except for the search the main thread waits for.
-        self.max_pages = max_pages or PAGES_PER_WORKER * workers
-        #: The most pages ever kept or in flight at once (for tests of the bound).
-        self.peak_pages = 0
+        #: Items kept or in flight at most (`backlog.Cap`), but for the search the main thread
+        #: waits for.
+        self.max_items = max_items or PAGES_PER_WORKER * PAGE_ITEMS * workers
+        #: The most items ever kept or in flight at once (for tests of the bound).
+        self.peak_items = 0
         self._lock = threading.Lock()
         # Workers wait for a search to fetch; the main thread waits for a page. Two conditions on
         # one lock, so that a page wakes the main thread alone, and work one worker at a time.
         self._work_ready = threading.Condition(self._lock)
         self._page_ready = threading.Condition(self._lock)
-        self._planned: dict[tuple[Any, ...], Search] = {}
+        self._planned: dict[tuple[Any, ...], Partition] = {}
+        self._stream_places: dict[str, int] = {}
+        self._order = itertools.count()
         self._ready: set[Search] = set()
         self._live: set[Search] = set()  # planned or fetching, not yet read to the end
         self._head: Search | None = None
-        self._held = 0  # pages kept or in flight
-        self._order = itertools.count()
+        #: Per org or group: the longest a request of it took so far, in seconds.
+        self._slowest: dict[tuple[Any, ...], float] = {}
+        self._held = 0  # items kept or in flight (a full page each)
         self._closed = False
         self._threads: list[threading.Thread] = []
 
@@ -214,11 +263,55 @@ class PageFetcher:
             self._page_ready.notify_all()
 
     def plan(self, stream: PagedStream, context: Context | None) -> None:
-        """Name the next partition the sync will read; its pages are fetched from now on."""
-        search = Search(stream, context, stream.first_page_request(context), (next(self._order),))
+        """Name a partition the sync will read; its pages are fetched from now on.
+
+        Streams are planned in the order the sync reads them, each stream's partitions in a row.
+        """
+        request = stream.first_page_request(context)
         with self._lock:
-            self._planned[_identity(stream, context)] = search
-            self._add(search)
+            place = self._stream_places.setdefault(stream.name, len(self._stream_places))
+            key = (place, next(self._order))
+            root = Search(stream, context, request, key)
+            root.partition = Partition(stream, context, key, root)
+            self._planned[_identity(stream, context)] = root.partition
+            self._add(root)
+
+    def in_ready_order(
+        self, stream: PagedStream, contexts: Iterable[Context]
+    ) -> Iterator[dict[str, Any]]:
+        """A stream's partitions in the order to write them, each once it is ready.
+
+        Those not read ahead come first, as they are: nothing to wait for. The planned ones
+        follow as `backlog.next_to_write` chooses, waiting while it chooses none.
+        """
+        planned: dict[tuple[Any, ...], dict[str, Any]] = {}
+        unplanned: list[dict[str, Any]] = []
+        with self._lock:
+            for context in contexts:
+                identity = _identity(stream, context)
+                if identity in self._planned:
+                    planned[identity] = dict(context)
+                else:
+                    unplanned.append(dict(context))
+        yield from unplanned
+        while planned:
+            with self._lock:
+                for identity in [i for i in planned if i not in self._planned]:
+                    del planned[identity]  # taken by the sync already, in an order of its own
+                waiting = [self._planned[identity] for identity in planned]
+                chosen = self._choose(waiting)
+                while chosen is None and waiting:
+                    # A timeout keeps the main thread responsive to signals on every platform.
+                    self._page_ready.wait(timeout=1.0)
+                    chosen = self._choose(waiting)
+            if chosen is not None:
+                yield planned.pop(_identity(chosen.stream, chosen.context))
+
+    def _choose(self, waiting: list[Partition]) -> Partition | None:
+        return next_to_write(waiting, self._cap())
+
+    def _cap(self) -> Cap:
+        return Cap(self._held, self.max_items, reserve=self.workers * PAGE_ITEMS)
 
     def take(self, stream: PagedStream, context: Context | None) -> Pages | None:
         """The pages of a planned partition, in order, for the main thread; None if unplanned.
@@ -227,11 +320,11 @@ class PageFetcher:
         partition is left when the caller stops (it failed, or skipped the partition) is dropped.
         """
         with self._lock:
-            root = self._planned.pop(_identity(stream, context), None)
-            if root is None:
+            partition = self._planned.pop(_identity(stream, context), None)
+            if partition is None:
                 return None
-            self._drop_passed(root)
-        return self._pages_from(root)
+            self._drop_passed(partition)
+        return self._pages_from(partition.root)
 
     def _pages_from(self, root: Search) -> Pages:
         waiting = [root]
@@ -261,7 +354,9 @@ class PageFetcher:
                 if not search.pages:
                     return
                 page = search.pages.popleft()
-                self._held -= 1
+                self._held -= _weight(page)
+                if search.partition is not None:
+                    search.partition.kept -= _weight(page)
                 self._work_ready.notify()  # room for one more page
             if isinstance(page, Exception):
                 raise page
@@ -274,35 +369,43 @@ class PageFetcher:
         self._ready.add(search)
         self._work_ready.notify()
 
-    def _drop_passed(self, reached: Search) -> None:
-        # The sync reads in key order: a planned partition it went past (nothing to ask after
-        # all) will never be read, so its pages must not hold memory or requests.
-        passed = [s for s in self._planned.values() if s.key < reached.key]
-        for search in passed:
-            del self._planned[_identity(search.stream, search.context)]
-        self._cancel(passed)
+    def _drop_passed(self, reached: Partition) -> None:
+        # The sync reads stream after stream: a planned partition of a stream it went past
+        # (nothing to ask after all) will never be read, so its pages must not hold memory or
+        # requests.
+        passed = [p for p in self._planned.values() if p.key[0] < reached.key[0]]
+        for partition in passed:
+            del self._planned[_identity(partition.stream, partition.context)]
+        self._cancel([partition.root for partition in passed])
 
     def _cancel(self, searches: list[Search]) -> None:
+        """Drop searches and those that continue them: their pages, and their fetching."""
         while searches:
             search = searches.pop()
+            if search.cancelled:
+                continue
             search.cancelled = True
             self._live.discard(search)
             self._ready.discard(search)
-            self._held -= len(search.pages)
+            weight = sum(map(_weight, search.pages))
+            self._held -= weight
+            if (partition := search.partition) is not None:
+                partition.kept -= weight
+                partition.unsettled -= not search.done
             search.pages.clear()
             searches.extend(search.then)
         self._work_ready.notify_all()
 
     def _next_search(self) -> Search | None:
-        """The waiting search the sync will consume first, if the cap allows fetching it."""
+        """The search to fetch next, as the backlog's policy has it, if any."""
         if self._closed or not self._ready:
             return None
-        if self._held < self.max_pages:
-            return min(self._ready, key=lambda search: search.key)
-        # At the cap only the search the main thread waits for proceeds, when it has no page
-        # kept: the main thread then takes that page and frees room.
-        head = self._head
-        return head if head in self._ready and head is not None and not head.pages else None
+        return next_to_fetch(
+            self._ready,
+            awaited=self._head,
+            cap=self._cap(),
+            slowest=lambda context: self._slowest.get(_scope(context), 0.0),
+        )
 
     def _work(self) -> None:
         while True:
@@ -314,11 +417,15 @@ class PageFetcher:
                     self._work_ready.wait()
                     search = self._next_search()
                 self._ready.discard(search)
-                self._held += 1
-                self.peak_pages = max(self.peak_pages, self._held)
+                if search.partition is not None:
+                    search.partition.begun = True
+                    search.partition.fetching += 1
+                self._held += PAGE_ITEMS
+                self.peak_items = max(self.peak_items, self._held)
                 if self._next_search() is not None:
                     self._work_ready.notify()  # more to fetch: wake one worker, who wakes the next
             _worker.search = search
+            began = time.monotonic()
             outcome: FetchedPage | Exception | None
             try:
                 outcome = search.fetch(may_split=True)
@@ -328,22 +435,43 @@ class PageFetcher:
                 outcome = error
             finally:
                 _worker.search = None
+            took = time.monotonic() - began
             with self._lock:
+                scope = _scope(search.context)
+                self._slowest[scope] = max(self._slowest.get(scope, 0.0), took)
                 self._settle(search, outcome)
 
     def _settle(self, search: Search, outcome: FetchedPage | Exception | None) -> None:
         """Keep a page (or failure) for the main thread; put the search back if it goes on."""
+        partition = search.partition
+        if partition is not None:
+            partition.fetching -= 1
         if search.cancelled or outcome is None:
-            self._held -= 1
+            self._held -= PAGE_ITEMS
         else:
             search.pages.append(outcome)
-            if isinstance(outcome, Exception) or outcome.next is None:
-                if isinstance(outcome, FetchedPage):
-                    search.then = search.continuations(outcome)
-                    for continuation in search.then:
-                        self._add(continuation)
+            self._held += _weight(outcome) - PAGE_ITEMS
+            if partition is not None:
+                partition.kept += _weight(outcome)
+            if isinstance(outcome, Exception) or outcome.failure is not None:
                 search.done = True
+                if partition is not None:
+                    self._fail(partition, search)
+            elif outcome.next is None:
+                search.then = search.continuations(outcome)
+                for continuation in search.then:
+                    self._add(continuation)
+                search.done = True
+                if partition is not None:
+                    partition.unsettled += len(search.then) - 1
             else:
                 self._ready.add(search)
-            self._page_ready.notify()
+        self._page_ready.notify()  # a page, or a partition further along, or room
         self._work_ready.notify()  # the search goes on, or room was freed
+
+    def _fail(self, partition: Partition, failed: Search) -> None:
+        """A partition's search failed: what comes after it is never written, so never fetched."""
+        partition.failed = True
+        partition.unsettled -= 1
+        later = [s for s in self._live if s.partition is partition and s.key > failed.key]
+        self._cancel(later)

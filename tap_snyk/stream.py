@@ -30,7 +30,7 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 from tap_snyk import schemas
 from tap_snyk.client import RETRIABLE_ERRORS, Endpoint, Refused
 from tap_snyk.errors import SnykError, SnykRefusal
-from tap_snyk.fetching import FetchedPage, read_in_order
+from tap_snyk.fetching import FetchedPage, ReadyOrder, read_in_order
 from tap_snyk.pagination import FirstPage, HeldPage, NextPage
 from tap_snyk.records import (
     AUDIT_FIELDS,
@@ -187,9 +187,23 @@ class SnykStream(RESTStream[FirstPage | NextPage]):
     @property
     @override
     def partitions(self) -> list[dict[str, Any]] | None:
-        """One context per org or group of the run's scope."""
+        """One context per org or group of the run's scope, in the order they are written.
+
+        While the run reads ahead, the SDK syncs whichever partition is ready first, so that a
+        slow or failing org holds no other back (`backlog.py`).
+        """
+        return self.in_ready_order(self.scope_partitions())
+
+    def scope_partitions(self) -> list[Context]:
+        """One context per org or group of the run's scope, in the scope's order."""
         key = self.partitioning.key
         return [{key: partition} for partition in self.run.scope.partition_ids(key)]
+
+    def in_ready_order(self, contexts: Iterable[Context]) -> list[dict[str, Any]]:
+        """Partitions of this stream, iterated in the order they are ready while reading ahead."""
+        listed = [dict(context) for context in contexts]
+        fetcher = self.run.fetcher
+        return ReadyOrder(listed, fetcher, self) if fetcher else listed
 
     # -- reading a partition ----------------------------------------------------------------------
 
@@ -253,8 +267,8 @@ class SnykStream(RESTStream[FirstPage | NextPage]):
     # -- pages, for the fetcher ------------------------------------------------------------------
 
     def planned_partitions(self) -> list[Context]:
-        """The partitions a sync reads, in its order, so that their pages can be read ahead."""
-        return list(self.partitions or [])
+        """The partitions a sync reads, so that their pages can be read ahead."""
+        return self.scope_partitions()
 
     def first_page_request(self, context: Context | None) -> FirstPage:
         """What a partition's first page asks (built in the main thread: it may read state)."""

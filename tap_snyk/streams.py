@@ -110,7 +110,7 @@ class OrganizationsStream(LookupStream):
                 self.logger.warning("Skipped: %s", refusal)
             for org in scope.group_orgs.get(group_id, ()):
                 yield resource_record(org, properties)
-        for org_context in self.planned_partitions():
+        for org_context in self.in_ready_order(self.planned_partitions()):
             yield from super().get_records(org_context)
 
     @override

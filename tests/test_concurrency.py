@@ -7,6 +7,7 @@ requests really overlap. Speed itself is the benchmark's business, never asserte
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,18 @@ from typing import Any
 import pytest
 
 from fake_snyk import SNYK_RATE_LIMITS, FakeSnyk, Fault, make_events, uuid_for
-from tap_snyk.fetching import FetchedPage, PageFetcher
+from tap_snyk.fetching import PAGE_ITEMS, FetchedPage, PageFetcher
 from tap_snyk.tap import TapSnyk
-from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, bookmark, run_tap, tap_config
+from tests.conftest import (
+    GROUP,
+    ORG_A,
+    ORG_B,
+    TOKEN,
+    bookmark,
+    in_any_partition_order,
+    run_tap,
+    tap_config,
+)
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEARCH = "/audit_logs/search"
@@ -79,11 +89,16 @@ def test_concurrent_reading_writes_exactly_what_sequential_reading_writes(
     sequential = run_tap(config_for(slow_api, concurrent_requests=1))
     concurrent = run_tap(config_for(slow_api, concurrent_requests=8))
     assert concurrent.exit_code == sequential.exit_code == 0
-    for stream in ("org_audit_logs", "group_audit_logs", "organizations", "projects"):
-        assert concurrent.records(stream) == sequential.records(stream), stream
+    # Partitions are written as they are ready, each one's records in order.
+    for stream in ("org_audit_logs", "group_audit_logs", "projects"):
+        assert concurrent.by_partition(stream) == sequential.by_partition(stream), stream
+    assert concurrent.records("organizations") == sequential.records("organizations")
     ids = event_ids(concurrent)
     assert len(ids) == len(set(ids)) > 0
-    assert concurrent.final_state == sequential.final_state
+    assert sorted(ids) == sorted(event_ids(sequential))
+    assert in_any_partition_order(concurrent.final_state) == in_any_partition_order(
+        sequential.final_state
+    )
 
 
 def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) -> None:
@@ -103,20 +118,78 @@ def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) 
     assert slow_api.peak_in_flight > 1
 
 
-def test_a_worker_that_gives_up_ends_the_run_after_everything_before_it_was_written(
+def test_an_org_that_fails_ends_the_run_after_every_other_org_of_its_stream_was_written(
     slow_api: FakeSnyk,
 ) -> None:
-    failing = ORGS[3]
-    slow_api.faults.append(Fault(status=503, path=f"{failing}{SEARCH}", times=10_000))
+    clean = run_tap(config_for(slow_api, concurrent_requests=1))
+    slow_api.reset_requests()
+    failing = ORGS[0]  # first in the order: it holds back none of the orgs after it
+    # Its first page is read; every later one fails, retried until the retries give up.
+    slow_api.faults.append(Fault(status=503, path=f"{failing}{SEARCH}?cursor=", times=10_000))
     run = run_tap(config_for(slow_api, concurrent_requests=8, max_retry_seconds=1))
     assert run.exit_code == 1
     assert run.error is not None
     assert run.error.startswith(f"Snyk kept failing for organization {failing} (Snyk answered 503")
-    read = {r["org_id"] for r in run.records("org_audit_logs")}
-    assert read == set(ORGS[:3])  # the orgs before it, in full; none after it
-    for org_id in ORGS[:3]:
-        last = [r for r in run.records("org_audit_logs") if r["org_id"] == org_id][-1]
-        assert bookmark(run.final_state, "org_audit_logs", "org_id", org_id) == last["created"]
+    written, complete = run.by_partition("org_audit_logs"), clean.by_partition("org_audit_logs")
+    assert list(written)[-1] == failing  # written last, up to the failure
+    assert written[failing] == complete[failing][: len(written[failing])]
+    assert 0 < len(written[failing]) < len(complete[failing])
+    for org_id in ORGS[1:]:
+        assert written[org_id] == complete[org_id]  # the others, in full
+    for org_id, records in written.items():
+        last = records[-1]["created"]
+        assert bookmark(run.final_state, "org_audit_logs", "org_id", org_id) == last
+    assert run.records("projects") == []  # the run ended with the failure: no later stream
+
+
+#: One org answers this slowly; eight others at once.
+SLOW_ANSWER = 2.5
+FAST_ORGS = [uuid_for(f"fast-org-{n}") for n in range(8)]
+
+
+def only(config: dict[str, Any], stream: str) -> dict[str, Any]:
+    """A catalog of the tap's streams with `stream` alone selected."""
+    catalog = copy.deepcopy(TapSnyk(config=config, parse_env_config=False).catalog_dict)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == stream
+    return catalog
+
+
+@pytest.mark.parametrize(
+    ("stream", "path"), [("org_audit_logs", SEARCH), ("org_memberships", "/memberships")]
+)
+def test_a_slow_org_holds_back_none_of_the_fast_ones(stream: str, path: str) -> None:
+    slow = ORGS[0]
+    with FakeSnyk() as api:
+        for number, org_id in enumerate([slow, *FAST_ORGS]):
+            start = NOW - timedelta(days=2)
+            api.add_org_events(org_id, make_events(250, start=start, org_id=org_id, seed=number))
+            api.add_org_members(org_id, many_members(org_id, 250))
+        # Two workers keep 16 full pages ahead at most: fewer than the fast orgs' 2 1/2 each.
+        config = tap_config(
+            api, org_ids=[slow, *FAST_ORGS], max_requests_per_minute=1620, concurrent_requests=2
+        )
+        sequential = run_tap({**config, "concurrent_requests": 1}, catalog=only(config, stream))
+        api.reset_requests()
+        api.scope_latency[slow] = (SLOW_ANSWER, SLOW_ANSWER)
+        run = run_tap(config, catalog=only(config, stream))
+    assert run.exit_code == 0
+    requests = [r for r in api.requests if r.path.endswith(path)]
+    slow_answered = min(r.received_at for r in requests if slow in r.path) + SLOW_ANSWER
+    fast = [r for r in requests if slow not in r.path]
+    assert len(fast) >= 3 * len(FAST_ORGS)
+    assert all(r.received_at < slow_answered for r in fast)  # all asked before it answered
+    assert list(run.by_partition(stream))[-1] == slow  # written once it answered
+    assert run.by_partition(stream) == sequential.by_partition(stream)
+
+
+def many_members(org_id: str, count: int) -> list[dict[str, Any]]:
+    """`count` members of an org, for lookups of several pages."""
+    return [
+        {"user_id": uuid_for(f"{org_id}-member-{n}"), "name": f"Member {n}"} for n in range(count)
+    ]
 
 
 def test_a_refused_discovered_org_is_skipped_while_others_are_read_ahead(
@@ -161,7 +234,7 @@ def test_a_429_holds_back_every_worker_for_the_wait_snyk_names(
     with caplog.at_level(logging.WARNING):
         run = run_tap(config_for(slow_api, concurrent_requests=8))
     assert run.exit_code == 0
-    assert run.records("org_audit_logs") == clean.records("org_audit_logs")
+    assert run.by_partition("org_audit_logs") == clean.by_partition("org_audit_logs")
     met = min(r.received_at for r in slow_api.requests if throttled in r.path and SEARCH in r.path)
     # Requests already on their way may still arrive just after it; then nothing until the wait
     # is over, from any worker.
@@ -171,41 +244,93 @@ def test_a_429_holds_back_every_worker_for_the_wait_snyk_names(
     assert len(retries) == 1  # only the request that met it; the others waited without one
 
 
-def test_pages_kept_ahead_of_the_writer_are_capped() -> None:
-    fetched: list[int] = []
+class TenPages:
+    """A stream of ten pages a partition, fetched without HTTP.
 
-    class Numbers:
-        """A stream of ten pages per partition, fetched without HTTP."""
+    Each page holds `items` items. Partition 0 may be `held`: it answers only once every page of
+    the others was fetched (no clock: the test fails if that never happens).
+    """
 
-        name = "numbers"
+    name = "numbers"
 
-        def first_page_request(self, context: Any) -> Any:
-            return 0
+    def __init__(self, partitions: int, *, items: int = PAGE_ITEMS, held: bool = False) -> None:
+        self.items = items
+        self.held = held
+        self.others_fetched = threading.Event()
+        self._pages_of_the_others = 10 * (partitions - 1)
+        self._lock = threading.Lock()
 
-        def get_new_paginator(self) -> None:
-            return None
+    def first_page_request(self, context: Any) -> Any:
+        return 0
 
-        def fetch_page(self, context: Any, request: Any, paginator: Any, **_: Any) -> FetchedPage:
-            fetched.append(request)
-            time.sleep(0.001)
-            page = FetchedPage([{"partition": context["n"], "page": request}])
-            if request < 9:
-                page.next = request + 1
-            return page
+    def get_new_paginator(self) -> None:
+        return None
 
-    stream = Numbers()
-    with PageFetcher(4, max_pages=6) as fetcher:
-        for n in range(20):
-            fetcher.plan(stream, {"n": n})  # type: ignore[arg-type]
-        read = []
-        for n in range(20):
-            pages = fetcher.take(stream, {"n": n})  # type: ignore[arg-type]
-            assert pages is not None
-            for items in pages:
-                time.sleep(0.002)  # a writer slower than the fetchers
-                read.extend((item["partition"], item["page"]) for item in items)
-    assert read == [(n, page) for n in range(20) for page in range(10)]
-    assert fetcher.peak_pages <= 6 + 1  # the cap, plus the one page the writer waits for
+    def fetch_page(self, context: Any, request: Any, paginator: Any, **_: Any) -> FetchedPage:
+        if context["n"] == 0 and self.held:
+            assert self.others_fetched.wait(timeout=30), "the other partitions were held back"
+        elif context["n"] != 0:
+            with self._lock:
+                self._pages_of_the_others -= 1
+                if self._pages_of_the_others == 0:
+                    self.others_fetched.set()
+        time.sleep(0.001)
+        page = FetchedPage([{"partition": context["n"], "page": request}] * self.items)
+        if request < 9:
+            page.next = request + 1
+        return page
+
+
+def write(fetcher: PageFetcher, stream: TenPages, contexts: Iterable[Any]) -> list[tuple[int, int]]:
+    """Take each partition's pages in turn, as the main thread does: (partition, page) each."""
+    written = []
+    for context in contexts:
+        pages = fetcher.take(stream, context)  # type: ignore[arg-type]
+        assert pages is not None
+        for items in pages:
+            assert len(items) == stream.items
+            written.append((items[0]["partition"], items[0]["page"]))
+    return written
+
+
+def test_what_is_kept_ahead_of_the_writer_is_capped() -> None:
+    stream = TenPages(20)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_items=6 * PAGE_ITEMS) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        written = write(fetcher, stream, contexts)  # in the plan's order
+    assert written == [(n, page) for n in range(20) for page in range(10)]
+    # The cap, plus the one page the writer waits for.
+    assert fetcher.peak_items <= 7 * PAGE_ITEMS
+
+
+def test_a_slow_partition_holds_back_none_of_the_others_and_what_is_kept_stays_capped() -> None:
+    stream = TenPages(20, held=True)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_items=6 * PAGE_ITEMS) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        written = write(fetcher, stream, fetcher.in_ready_order(stream, contexts))  # type: ignore[arg-type]
+    partitions = list(dict.fromkeys(n for n, _ in written))
+    assert partitions[-1] == 0  # the slow one last, once it answered
+    assert sorted(partitions) == list(range(20))
+    for n in partitions:
+        assert [page for m, page in written if m == n] == list(range(10))  # each in order
+    assert fetcher.peak_items <= 7 * PAGE_ITEMS
+
+
+def test_small_pages_count_by_their_items_while_the_writer_waits() -> None:
+    # The writer waits for partition 0, which answers only once the others are all fetched:
+    # their 190 pages of one item each fit in a cap of ten full pages.
+    stream = TenPages(20, items=1, held=True)
+    contexts = [{"n": n} for n in range(20)]
+    with PageFetcher(4, max_items=10 * PAGE_ITEMS) as fetcher:
+        for context in contexts:
+            fetcher.plan(stream, context)  # type: ignore[arg-type]
+        written = write(fetcher, stream, contexts)  # partition 0 first
+    assert written == [(n, page) for n in range(20) for page in range(10)]
+    assert fetcher.peak_items <= 11 * PAGE_ITEMS
 
 
 # -- the tap as a process ------------------------------------------------------------------------

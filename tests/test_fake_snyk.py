@@ -406,6 +406,23 @@ def test_latency_delays_every_answer_and_concurrent_answers_side_by_side():
     assert elapsed < clients * latency
 
 
+def test_scope_latency_delays_the_answers_about_one_org_alone():
+    slow = uuid_for("slow-org")
+    with FakeSnyk() as api:
+        for org in (ORG, slow):
+            api.add_org_events(org, [event("2024-05-10T00:00:00.000Z", org_id=org)])
+        api.scope_latency[slow] = (0.4, 0.5)
+
+        def timed_search(org: str) -> float:
+            began = time.perf_counter()
+            assert search(api, {"from": WEEK_AGO}, org=org).status_code == 200
+            return time.perf_counter() - began
+
+        slow_took, fast_took = timed_search(slow), timed_search(ORG)
+    assert slow_took >= 0.4
+    assert fast_took < 0.4
+
+
 def test_module_serves_with_the_latency_asked_for():
     probe = (
         "import os, sys, time, urllib.request as u; "
