@@ -2,11 +2,14 @@
 
 `scripts/test` runs `pytest -n auto`: a worker per core and one more, as the end-to-end tests
 spend much of their time waiting on Meltano, dbt and PostgreSQL. The unit of work is a test
-module, as with xdist's `--dist loadscope`, since modules share fixtures of module scope (a
-Meltano project, a fake API started at import); tests that share a pipeline (a fixture that runs
-Meltano and dbt once for tests in several modules, or once per parameter) are one unit of their
-own, so that it runs once. Each time a worker asks for work it gets the longest unit left: the
-end-to-end pipelines start first, side by side, and the short modules fill in around them.
+module, as with xdist's `--dist loadscope`, since a module's tests share its fixtures of module
+scope (a Meltano project, a fake API started at import); the modules that share a pipeline (a
+fixture of session scope that runs Meltano and dbt once) are one unit, so that it runs once.
+Each time a worker asks for work it gets the longest unit left: the end-to-end pipelines start
+first, side by side, and the short modules fill in around them.
+
+The controller sees only node ids, so the units are named by module path. (xdist's
+`--dist loadgroup` carries groups in node ids, which pytest 9.2 no longer lets it change.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 
 import pytest
 from xdist.remote import Producer
-from xdist.scheduler import LoadGroupScheduling
+from xdist.scheduler import LoadScopeScheduling
 from xdist.workermanage import WorkerController
 
 if sys.version_info >= (3, 12):
@@ -24,22 +27,25 @@ if sys.version_info >= (3, 12):
 else:
     from typing_extensions import override
 
-#: Fixtures that run a whole pipeline once for every test that uses them, across modules (a
-#: session's) or for one parameter (test_dbt.py's `built`, once per database).
-PIPELINES = ("alerting", "demo_sync", "built")
+#: The modules whose tests share a pipeline of session scope, by the fixture that runs it.
+SHARED = {
+    "tests/test_alerts.py": "alerting",  # four meltano runs and three dbt builds
+    "tests/test_ocsf.py": "alerting",
+    "tests/test_readme.py": "demo_sync",  # scripts/sync --demo
+    "tests/test_sync.py": "demo_sync",
+}
 
-#: Rough seconds of the longest units, run one at a time on the 2-core machine; every other unit
-#: is short, and the ones with more tests go first. Only the order matters: longest first.
+#: Rough seconds of the longest units, each run alone on the 2-core machine; every other unit is
+#: short, and the ones with more tests go first. Only the order matters: longest first.
 LONG = {
-    "alerting": 80,  # four meltano runs, three dbt builds (test_alerts.py, test_ocsf.py)
-    "built-duckdb": 60,  # test_dbt.py: meltano and dbt into DuckDB
+    "tests/test_dbt.py": 110,  # meltano and dbt into PostgreSQL, then into DuckDB
+    "alerting": 80,
+    "demo_sync": 60,
     "tests/test_meltano_project.py": 55,  # the walkthrough in a new Meltano project
-    "demo_sync": 55,  # scripts/sync --demo (test_readme.py, test_sync.py)
-    "built-postgres": 50,  # test_dbt.py: meltano and dbt into PostgreSQL
     "tests/test_meltano_postgres.py": 40,
     "tests/test_oauth.py": 35,
     "tests/test_faults.py": 35,
-    "tests/test_concurrency.py": 30,
+    "tests/test_concurrency.py": 35,
     "tests/test_lookback_interval.py": 25,
     "tests/test_meltano_duckdb.py": 20,
     "tests/test_security.py": 20,
@@ -49,25 +55,22 @@ LONG = {
 }
 
 
-def pipeline_of(item: pytest.Item) -> str | None:
-    """The pipeline whose unit the test runs in, if it uses one."""
-    fixtures = getattr(item, "fixturenames", ())
-    for name in PIPELINES:
-        if name in fixtures:
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and name in callspec.params:
-                return f"{name}-{callspec.params[name]}"
-            return name
-    return None
+def unit_of(nodeid: str) -> str:
+    """The unit a test runs in: its module, or the pipeline its module shares."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED.get(module, module)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist names each test's group in its node id
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the tests of a pipeline in its group (xdist's `xdist_group`)."""
+    """A test that uses a shared pipeline from a module not in `SHARED` would build it again."""
     for item in items:
-        pipeline = pipeline_of(item)
-        if pipeline is not None:
-            item.add_marker(pytest.mark.xdist_group(pipeline))
+        for pipeline in set(SHARED.values()) & set(getattr(item, "fixturenames", ())):
+            if unit_of(item.nodeid) != pipeline:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses `{pipeline}`: add its module to SHARED in "
+                    "tests/parallel.py, so that the pipeline runs once when the tests run on "
+                    "several workers"
+                )
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
@@ -78,20 +81,18 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirst | None:
-    """The scheduler of distributed runs."""
-    if config.getoption("dist") == "loadgroup":
+    """The scheduler of `-n` (xdist's default `--dist load`); other `--dist` modes are xdist's."""
+    if config.getoption("dist") == "load":
         return LongestFirst(config, log)
     return None
 
 
-class LongestFirst(LoadGroupScheduling):
-    """Units of tests (a module, or the tests of a pipeline), the longest left goes next."""
+class LongestFirst(LoadScopeScheduling):
+    """Units of tests (a module, or the modules of a pipeline), the longest left goes next."""
 
     @override
     def _split_scope(self, nodeid: str) -> str:
-        """The unit of a test: its pipeline's group, if xdist named one, or its module."""
-        group = super()._split_scope(nodeid)
-        return group if group != nodeid else nodeid.split("::", 1)[0]
+        return unit_of(nodeid)
 
     @override
     def _assign_work_unit(self, node: WorkerController) -> None:
