@@ -20,8 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fake_snyk import FakeSnyk, uuid_for
 from tap_snyk.errors import SnykError
+from tap_snyk.retries import RequestRateLimiter
 from tap_snyk.tap import TapSnyk
 from tests.meltano_project import DemoSync, run_demo_sync
+
+pytest_plugins = ("tests.parallel",)  # how `pytest -n` spreads the tests over workers
 
 ORG_A = uuid_for("org-a")
 ORG_B = uuid_for("org-b")
@@ -124,17 +127,33 @@ def in_any_partition_order(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def unpaced(tap: TapSnyk) -> TapSnyk:
+    """The tap with a rate limit that never makes a request wait (a 429's wait still holds).
+
+    For the tests of anything but the pacing, which has tests of its own: at the highest
+    `max_requests_per_minute` a run of a few hundred requests would wait seconds for its turns.
+    """
+    tap.run_context.api.limiter = RequestRateLimiter(per_minute=10**9)
+    return tap
+
+
 def run_tap(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     catalog: dict[str, Any] | None = None,
+    *,
+    paced: bool = False,
 ) -> TapRun:
-    """Run the tap in this process, as `tap-snyk --config … --state … --catalog …` would."""
+    """Run the tap in this process, as `tap-snyk --config … --state … --catalog …` would.
+
+    Unless `paced`, requests go without waiting for their turn under the rate limit (`unpaced`).
+    """
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     exit_code, error = 0, None
     with contextlib.redirect_stdout(stdout):
         try:
-            TapSnyk(config=config, state=state, catalog=catalog, parse_env_config=False).run_sync()
+            tap = TapSnyk(config=config, state=state, catalog=catalog, parse_env_config=False)
+            (tap if paced else unpaced(tap)).run_sync()
         except SnykError as failure:  # what `tap-snyk` reports in one line, exiting 1
             exit_code, error = 1, str(failure)
     stdout.flush()

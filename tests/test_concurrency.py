@@ -35,6 +35,7 @@ from tests.conftest import (
     in_any_partition_order,
     run_tap,
     tap_config,
+    unpaced,
 )
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -102,7 +103,9 @@ def test_concurrent_reading_writes_exactly_what_sequential_reading_writes(
 
 
 def test_every_singer_message_is_written_by_the_main_thread(slow_api: FakeSnyk) -> None:
-    tap = TapSnyk(config=config_for(slow_api, concurrent_requests=8), parse_env_config=False)
+    tap = unpaced(
+        TapSnyk(config=config_for(slow_api, concurrent_requests=8), parse_env_config=False)
+    )
     writer = tap.message_writer
     write = writer.write_message
     threads: set[str] = set()
@@ -210,7 +213,7 @@ def test_no_429_from_a_server_with_snyks_limits_even_at_the_highest_setting() ->
             api.add_org_events(org_id, events[org_id])
         api.rate_limits = SNYK_RATE_LIMITS
         config = tap_config(api, org_ids=ORGS, page_size=1, max_requests_per_minute=1620)
-        run = run_tap({**config, "concurrent_requests": 32})
+        run = run_tap({**config, "concurrent_requests": 32}, paced=True)
     assert run.exit_code == 0
     assert len(run.records("org_audit_logs")) == sum(
         e["event"] != "api.access" for org in ORGS for e in events[org]

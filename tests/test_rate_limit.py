@@ -237,7 +237,7 @@ def test_the_tap_keeps_its_pace_through_a_429_with_many_requests_waiting() -> No
         config = tap_config(
             api, org_ids=orgs, page_size=10, max_requests_per_minute=300, concurrent_requests=32
         )
-        run = run_tap(config, catalog=only_org_audit_logs(config))
+        run = run_tap(config, catalog=only_org_audit_logs(config), paced=True)
         received = [r.received_at for r in api.requests]
         assert not api.faults  # the 429 was answered
     assert run.exit_code == 0

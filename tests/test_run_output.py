@@ -21,7 +21,7 @@ import pytest
 from fake_snyk import FakeSnyk, Fault, make_events, seed_demo_data
 from tap_snyk.report import PROGRESS_INTERVAL, RunReport
 from tap_snyk.tap import TapSnyk
-from tests.conftest import ORG_A, ORG_B, TOKEN, run_tap, tap_config
+from tests.conftest import ORG_A, ORG_B, TOKEN, run_tap, tap_config, unpaced
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -107,7 +107,7 @@ def test_a_failed_run_ends_with_the_taps_own_line_and_no_worker_speaks_after_it(
 def test_a_long_run_says_how_far_it_is_every_interval(snyk_api: FakeSnyk) -> None:
     events = make_events(400, start=NOW - timedelta(days=2), org_id=ORG_A, step_ms=300_000)
     snyk_api.add_org_events(ORG_A, events)
-    tap = TapSnyk(config=tap_config(snyk_api, page_size=20), parse_env_config=False)
+    tap = unpaced(TapSnyk(config=tap_config(snyk_api, page_size=20), parse_env_config=False))
     ticks = iter(range(0, 10**9, 7))  # each look at the clock: 7 s later
     logger = logging.getLogger("test-progress")
     logger.setLevel(logging.INFO)

@@ -10,7 +10,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from fake_snyk import FakeSnyk, make_events, make_members, make_projects
 from tap_snyk.tap import TapSnyk
-from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN
+from tests.conftest import GROUP, ORG_A, ORG_B, TOKEN, unpaced
 
 # The SDK builds its test class from a config at import time, so this module's fake API starts
 # here and is stopped by the fixture below when the module's tests are done.
@@ -35,10 +35,11 @@ def _stop_api() -> Iterator[None]:
 
 class TapSnykForSDKTests(TapSnyk):
     """The SDK's standard tests call `sync_all` alone, not `run_sync`: the scope is worked out
-    when the tap is made, as `run_sync` does first."""
+    when the tap is made, as `run_sync` does first. They test the streams, not the pacing."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        unpaced(self)
         self.run_context.resolve_scope(need_listings=True)
 
 

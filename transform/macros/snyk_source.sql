@@ -10,6 +10,10 @@
   missing table as an empty set, so every model builds on whatever subset was loaded.
 
   Use it like a table: `from {{ snyk_source('projects') }} as projects`.
+
+  Whether the table exists is asked of the database, not of adapter.get_relation(): dbt fills
+  its cache of a schema one relation at a time, so a model compiled on another thread meanwhile
+  (dbt-postgres runs 4) could find the schema cached without the table and read nothing.
 #}
 {% macro snyk_source(table_name) %}
   {%- set relation = source('snyk', table_name) -%}
@@ -21,11 +25,15 @@
         | selectattr('source_name', 'equalto', 'snyk')
         | selectattr('name', 'equalto', table_name)
         | first).columns.values() | list -%}
-    {%- set existing = adapter.get_relation(
-        database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+    {%- set table = namespace(exists=false) -%}
+    {%- for row in list_relations_without_caching(relation.without_identifier()) -%}
+      {%- if row['schema'] == relation.schema and row['name'] == relation.identifier -%}
+        {%- set table.exists = true -%}
+      {%- endif -%}
+    {%- endfor -%}
     {%- set present = [] -%}
-    {%- if existing is not none -%}
-      {%- for column in adapter.get_columns_in_relation(existing) -%}
+    {%- if table.exists -%}
+      {%- for column in adapter.get_columns_in_relation(relation) -%}
         {%- do present.append(column.name | lower) -%}
       {%- endfor -%}
     {%- endif -%}
@@ -41,10 +49,10 @@
         {{ adapter.quote(column.name) }}::{{ data_type }} as {{ adapter.quote(column.name) }}
       {%- endif %}{{ ',' if not loop.last }}
     {%- endfor %}
-    {%- if existing is none %}
+    {%- if not table.exists %}
     where false  -- {{ relation }} does not exist (yet)
     {%- else %}
-    from {{ existing }}
+    from {{ relation }}
     {%- endif %}
     )
   {%- endif -%}

@@ -1,0 +1,104 @@
+"""Running the suite on several workers (pytest-xdist) so that none is left with a long tail.
+
+`scripts/test` runs `pytest -n auto`: a worker per core and one more, as the end-to-end tests
+spend much of their time waiting on Meltano, dbt and PostgreSQL. The unit of work is a test
+module, as with xdist's `--dist loadscope`, since a module's tests share its fixtures of module
+scope (a Meltano project, a fake API started at import); the modules that share a pipeline (a
+fixture of session scope that runs Meltano and dbt once) are one unit, so that it runs once.
+Each time a worker asks for work it gets the longest unit left: the end-to-end pipelines start
+first, side by side, and the short modules fill in around them.
+
+The controller sees only node ids, so the units are named by module path. (xdist's
+`--dist loadgroup` carries groups in node ids, which pytest 9.2 no longer lets it change.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
+from xdist.workermanage import WorkerController
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+#: The modules whose tests share a pipeline of session scope, by the fixture that runs it.
+SHARED = {
+    "tests/test_alerts.py": "alerting",  # four meltano runs and three dbt builds
+    "tests/test_ocsf.py": "alerting",
+    "tests/test_readme.py": "demo_sync",  # scripts/sync --demo
+    "tests/test_sync.py": "demo_sync",
+}
+
+#: Rough seconds of the longest units, each run alone on the 2-core machine; every other unit is
+#: short, and the ones with more tests go first. Only the order matters: longest first.
+LONG = {
+    "tests/test_dbt.py": 110,  # meltano and dbt into PostgreSQL, then into DuckDB
+    "alerting": 80,
+    "demo_sync": 60,
+    "tests/test_meltano_project.py": 55,  # the walkthrough in a new Meltano project
+    "tests/test_meltano_postgres.py": 40,
+    "tests/test_oauth.py": 35,
+    "tests/test_faults.py": 35,
+    "tests/test_concurrency.py": 35,
+    "tests/test_lookback_interval.py": 25,
+    "tests/test_meltano_duckdb.py": 20,
+    "tests/test_security.py": 20,
+    "tests/test_meltano_yml.py": 20,
+    "tests/test_windows.py": 15,
+    "tests/test_code.py": 12,
+}
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit a test runs in: its module, or the pipeline its module shares."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED.get(module, module)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a shared pipeline from a module not in `SHARED` would build it again."""
+    for item in items:
+        for pipeline in set(SHARED.values()) & set(getattr(item, "fixturenames", ())):
+            if unit_of(item.nodeid) != pipeline:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses `{pipeline}`: add its module to SHARED in "
+                    "tests/parallel.py, so that the pipeline runs once when the tests run on "
+                    "several workers"
+                )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: a worker per core and one more (PYTEST_XDIST_AUTO_NUM_WORKERS decides, if set)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return (os.cpu_count() or 1) + 1
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirst | None:
+    """The scheduler of `-n` (xdist's default `--dist load`); other `--dist` modes are xdist's."""
+    if config.getoption("dist") == "load":
+        return LongestFirst(config, log)
+    return None
+
+
+class LongestFirst(LoadScopeScheduling):
+    """Units of tests (a module, or the modules of a pipeline), the longest left goes next."""
+
+    @override
+    def _split_scope(self, nodeid: str) -> str:
+        return unit_of(nodeid)
+
+    @override
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        """Give the worker the longest unit left."""
+        longest = max(
+            self.workqueue, key=lambda unit: (LONG.get(unit, 0), len(self.workqueue[unit]))
+        )
+        self.workqueue.move_to_end(longest, last=False)  # the unit the next line hands out
+        super()._assign_work_unit(node)
