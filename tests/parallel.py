@@ -35,23 +35,26 @@ SHARED = {
     "tests/test_sync.py": "demo_sync",
 }
 
-#: Rough seconds of the longest units, each run alone on the 2-core machine; every other unit is
-#: short, and the ones with more tests go first. Only the order matters: longest first.
+#: Rough seconds of the longest units on a worker, three workers sharing the 2-core machine
+#: (`--durations`, or the time between a unit's first and last test); every other unit is short,
+#: and the ones with more tests go first. Only the order matters: longest first.
 LONG = {
-    "tests/test_dbt.py": 110,  # meltano and dbt into PostgreSQL, then into DuckDB
-    "alerting": 80,
-    "demo_sync": 60,
-    "tests/test_meltano_project.py": 55,  # the walkthrough in a new Meltano project
-    "tests/test_meltano_postgres.py": 40,
-    "tests/test_oauth.py": 35,
+    "tests/test_dbt.py": 145,  # meltano and dbt into PostgreSQL, then into DuckDB
+    "alerting": 100,  # four meltano runs, three dbt builds
+    "tests/test_meltano_project.py": 90,  # docs/meltano-project.md in a new Meltano project
+    "tests/test_security.py": 80,
+    "tests/test_concurrency.py": 70,
+    "demo_sync": 65,  # scripts/sync --demo
+    "tests/test_meltano_postgres.py": 60,
+    "tests/test_meltano_yml.py": 45,
+    "tests/test_meltano_duckdb.py": 45,
+    "tests/test_oauth.py": 40,
     "tests/test_faults.py": 35,
-    "tests/test_concurrency.py": 35,
-    "tests/test_lookback_interval.py": 25,
-    "tests/test_meltano_duckdb.py": 20,
-    "tests/test_security.py": 20,
-    "tests/test_meltano_yml.py": 20,
+    "tests/test_lookback_interval.py": 35,
+    "tests/test_packaging.py": 20,
     "tests/test_windows.py": 15,
-    "tests/test_code.py": 12,
+    "tests/test_state.py": 15,
+    "tests/test_run_output.py": 15,
 }
 
 
