@@ -31,11 +31,12 @@ def test_a_signal_ends_the_run_with_a_final_state_and_a_failing_status(
     snyk_api.faults.append(Fault(delay=30, path=f"/orgs/{ORG_B}/audit_logs/search"))
     config = tmp_path / "config.json"
     config.write_text(json.dumps(tap_config(snyk_api, org_ids=[ORG_A, ORG_B], page_size=10)))
+    # Unbuffered: `communicate` reads the pipe itself, so nothing may sit in a reader's buffer.
     tap = subprocess.Popen(
         [sys.executable, "-m", "tap_snyk.tap", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
     )
     try:
         assert tap.stdout is not None
@@ -44,8 +45,8 @@ def test_a_signal_ends_the_run_with_a_final_state_and_a_failing_status(
             written.append(tap.stdout.readline())  # org A's records, each line as it is written
         time.sleep(0.3)  # its bookmark moves after its last record; then the tap waits for org B
         tap.send_signal(signum)
-        rest, stderr = tap.communicate(timeout=60)
-        stdout = "".join(written) + rest
+        rest, errors = tap.communicate(timeout=60)
+        stdout, stderr = (b"".join(written) + rest).decode(), errors.decode()
     finally:
         if tap.poll() is None:
             tap.kill()
